@@ -1,0 +1,3 @@
+from doorvoer.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""The running node: SFTP server, transform workers, deliveries and housekeeping on one
+event loop. CPU work (transforms) runs in worker threads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from doorvoer.context import Context
+from doorvoer.db import checkpoint
+from doorvoer.delivery.service import push_pending
+from doorvoer.sftp.server import start_server
+from doorvoer.transfers import service as transfers
+
+log = logging.getLogger("doorvoer.node")
+
+POLL_S = 0.5
+HOUSEKEEPING_S = 1.0
+
+
+def free_port(host: str, preferred: int) -> int:
+    """`preferred` if it is free, else one the OS picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError("no free port")
+
+
+@dataclass
+class Node:
+    ctx: Context
+    host: str
+    port: int
+    acceptor: asyncssh.SSHAcceptor | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: bool = False
+
+    @property
+    def sftp_port(self) -> int:
+        assert self.acceptor is not None
+        return int(self.acceptor.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        def nudge() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.ctx.nudge = nudge
+        erased = await asyncio.to_thread(transfers.residue_sweep, self.ctx)
+        if erased:
+            log.info("residue sweep", extra={"erased_blobs": erased})
+        self.acceptor = await start_server(self.ctx, self.host, self.port)
+        for i in range(self.ctx.settings.workers):
+            self._spawn(f"worker-{i}", self._worker)
+        self._spawn("deliveries", self._deliveries)
+        self._spawn("housekeeping", self._housekeeping)
+        log.info("node started", extra={"sftp_port": self.sftp_port, "node": self.ctx.node_id})
+
+    def _spawn(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.create_task(self._forever(name, fn), name=name))
+
+    async def _forever(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        while not self._stopping:
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # These loops never touch file content (transforms catch their own
+                # errors), so the traceback is safe to log.
+                log.exception("loop failed", extra={"loop": name})
+                await asyncio.sleep(1)
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), POLL_S)
+        self._wake.clear()
+
+    async def _worker(self) -> None:
+        tid = await asyncio.to_thread(transfers.claim_next, self.ctx)
+        if tid is None:
+            await self._wait_for_work()
+            return
+        state = await asyncio.to_thread(transfers.process_transfer, self.ctx, tid)
+        log.info("processed", extra={"transfer": tid, "state": str(state)})
+        self._wake.set()  # deliveries may be due, and other workers may find more
+
+    async def _deliveries(self) -> None:
+        pushed = await push_pending(self.ctx)
+        if not pushed:
+            await asyncio.sleep(POLL_S)
+
+    async def _housekeeping(self) -> None:
+        await asyncio.to_thread(transfers.heartbeat, self.ctx)
+        changed = await asyncio.to_thread(transfers.housekeeping, self.ctx)
+        if changed:
+            await asyncio.to_thread(checkpoint, self.ctx.engine)
+        await asyncio.sleep(HOUSEKEEPING_S)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.acceptor is not None:
+            self.acceptor.close()
+            await self.acceptor.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no transfer is in flight (for the demo and tests)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if await asyncio.to_thread(transfers.live_count, self.ctx) == 0:
+                return True
+            await asyncio.sleep(0.1)
+        return False

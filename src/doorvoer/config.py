@@ -1,0 +1,103 @@
+"""Settings: flags, then DOORVOER_* environment variables, then doorvoer.toml in the
+data directory, then defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = "./doorvoer-data"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOORVOER_", extra="forbid")
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    database_url: str = ""  # default: SQLite file in the data dir
+    storage_url: str = ""  # default: the vault folder in the data dir
+    master_key: str = ""  # base64 of 32 bytes; default: <data_dir>/master.key (0600)
+
+    sftp_host: str = "0.0.0.0"  # noqa: S104 - a server listens on all interfaces by default
+    sftp_port: int = Field(2222, ge=0, le=65535)
+    http_port: int = Field(8443, ge=0, le=65535)
+
+    workers: int = Field(2, ge=1, le=64)
+    max_file_bytes: int = Field(2 * 1024**3, ge=1)
+    max_sessions_per_account: int = Field(16, ge=1)
+    max_open_handles: int = Field(64, ge=1)
+    max_failed_logins: int = Field(10, ge=1)  # per user name and per address, per window
+    failed_login_window_s: float = Field(300.0, gt=0)
+    reorder_buffer_bytes: int = Field(32 * 1024**2, ge=64 * 1024)
+    stat_grace_s: float = Field(30.0, ge=0)  # a just-closed inbox file stays stat-able
+    fetch_grace_s: float = Field(10.0, ge=0)  # a fetched output stays fetchable
+    rename_wait_s: float = Field(60.0, ge=0)  # unmatched upload waits for a rename
+    lease_s: float = Field(30.0, gt=0)
+    push_attempts: int = Field(5, ge=1)
+    push_backoff_s: float = Field(2.0, ge=0)
+    transform_memory_mb: int = Field(512, ge=16)
+    transform_time_s: float = Field(300.0, gt=0)
+    fsync: bool = True
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'doorvoer.db').resolve()}"
+
+    @property
+    def vault_dir(self) -> Path:
+        if not self.storage_url:
+            return (self.data_dir / "vault").resolve()
+        if self.storage_url.startswith("file://"):
+            return Path(self.storage_url.removeprefix("file://"))
+        if "://" not in self.storage_url:
+            return Path(self.storage_url)
+        raise ConfigError(
+            f"DOORVOER_STORAGE_URL: unsupported scheme in {self.storage_url.split('://')[0]!r}; "
+            "this version stores blobs in a local folder (file:// or a path)"
+        )
+
+    @property
+    def host_key_path(self) -> Path:
+        return self.data_dir / "ssh_host_ed25519_key"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.data_dir / "master.key"
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings with the documented precedence.
+
+    `overrides` are command-line flags (None means "not given")."""
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    env_dir = os.environ.get("DOORVOER_DATA_DIR")
+    resolved_dir = data_dir or (Path(env_dir) if env_dir else Path(DEFAULT_DATA_DIR))
+    file_values: dict[str, Any] = {}
+    toml_path = resolved_dir / "doorvoer.toml"
+    if toml_path.exists():
+        try:
+            file_values = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{toml_path}: not valid TOML: {exc}") from None
+    env_names = {
+        name for name in Settings.model_fields if f"DOORVOER_{name.upper()}" in os.environ
+    }
+    # File values yield to environment variables, which yield to flags.
+    init = {k: v for k, v in file_values.items() if k not in env_names}
+    init.update(flags)
+    init["data_dir"] = resolved_dir
+    try:
+        return Settings(**init)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"setting {field}: {first['msg']}") from None

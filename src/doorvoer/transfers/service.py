@@ -1,0 +1,542 @@
+"""The transfer state machine (P2): the only code that moves a transfer between states.
+
+RECEIVING -> (HELD ->) RECEIVED -> PROCESSING -> DELIVERING/READY -> ERASED, or FAILED,
+INTERRUPTED, DISCARDED. Every step is one database transaction, so a node that dies
+mid-way leaves a state that the next one resumes from (leases expire).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from doorvoer.context import Context
+from doorvoer.db import checkpoint, transaction, utcnow
+from doorvoer.processes.models import Process
+from doorvoer.processes.service import inbox_folders, spec_of
+from doorvoer.processes.spec import PickupTarget, ProcessSpec
+from doorvoer.transfers.models import DFINAL, FINAL, Delivery, DState, State, Transfer
+from doorvoer.transforms import Limits, TransformError, render_filename, run_transform
+from doorvoer.vault.service import BlobWriter
+
+log = logging.getLogger("doorvoer.transfers")
+
+TEMP_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", "~")
+MAX_ATTEMPTS = 3
+
+
+def is_temporary(name: str) -> bool:
+    """Names clients upload under before renaming: they never match a process."""
+    return name.startswith(".") or name.lower().endswith(TEMP_SUFFIXES)
+
+
+class Conflict(Exception):
+    """The name is taken, or the transfer is in a state that does not allow this."""
+
+
+# ---------------------------------------------------------------- receiving
+
+
+@dataclass
+class Upload:
+    transfer_id: str
+    writer: BlobWriter
+
+
+def begin_upload(
+    ctx: Context, tenant_id: str, account_id: str | None, folder: str, filename: str
+) -> Upload:
+    """The transfer row exists from OPEN, so even a crash leaves something to report."""
+    now = utcnow()
+    with transaction(ctx.sessions) as s:
+        t = Transfer(
+            tenant_id=tenant_id, account_id=account_id, folder=folder, filename=filename,
+            state=State.RECEIVING, opened_at=now, lease_owner=ctx.node_id,
+            lease_until=now + timedelta(seconds=ctx.settings.lease_s),
+        )
+        s.add(t)
+        s.flush()
+        writer = ctx.vault.create(s, t.id, "input")
+        t.input_blob_id = writer.blob_id
+    return Upload(t.id, writer)
+
+
+def complete_upload(ctx: Context, upload: Upload) -> State:
+    """The client closed the file and every byte from 0 to the end arrived."""
+    try:
+        size = upload.writer.close()
+    except OSError as exc:
+        return interrupt_upload(ctx, upload, f"upload could not be stored: {exc.strerror}")
+    now = utcnow()
+    with transaction(ctx.sessions) as s:
+        t = s.get_one(Transfer, upload.transfer_id)
+        t.bytes_in = size
+        t.received_at = now
+        t.lease_owner = None
+        t.lease_until = None
+        _route(s, ctx, t, now)
+        state = t.state
+    if state == State.RECEIVED:
+        ctx.nudge()
+    return state
+
+
+def interrupt_upload(ctx: Context, upload: Upload, reason: str) -> State:
+    """An upload that did not complete is never processed: erase it and report."""
+    upload.writer.abort()
+    with transaction(ctx.sessions) as s:
+        t = s.get_one(Transfer, upload.transfer_id)
+        _finish(s, ctx, t, State.INTERRUPTED, reason)
+    return State.INTERRUPTED
+
+
+def _route(s: Session, ctx: Context, t: Transfer, now: datetime) -> None:
+    """A complete upload under a final name that a process matches is RECEIVED; any
+    other waits (HELD) for a rename."""
+    process = None
+    if not is_temporary(t.filename):
+        candidate = inbox_folders(s, t.tenant_id).get(t.folder)
+        if candidate is not None and spec_of(candidate).matches(t.folder, t.filename):
+            process = candidate
+    if process is None:
+        t.state = State.HELD
+        t.hold_until = now + timedelta(seconds=ctx.settings.rename_wait_s)
+        return
+    t.state = State.RECEIVED
+    t.process_id = process.id
+    t.process_name = process.name
+    t.hold_until = None
+
+
+def rename_upload(
+    ctx: Context, tenant_id: str, old: tuple[str, str], new: tuple[str, str]
+) -> None:
+    """Rename an inbox file that is still open or held; routing follows the new name."""
+    now = utcnow()
+    routed = False
+    with transaction(ctx.sessions) as s:
+        t = _inbox_file(s, ctx, tenant_id, *old, now)
+        if t is None:
+            raise FileNotFoundError
+        if t.state not in (State.RECEIVING, State.HELD):
+            raise Conflict("the file is already being processed and cannot be renamed")
+        if _inbox_file(s, ctx, tenant_id, *new, now) is not None:
+            raise Conflict("a file of that name is waiting already")
+        t.folder, t.filename = new
+        if t.state == State.HELD:
+            _route(s, ctx, t, now)
+            routed = t.process_id is not None
+    if routed:
+        ctx.nudge()
+
+
+def remove_upload(ctx: Context, tenant_id: str, folder: str, name: str) -> None:
+    """The client deletes a file it left under a temporary or unmatched name."""
+    now = utcnow()
+    with transaction(ctx.sessions) as s:
+        t = _inbox_file(s, ctx, tenant_id, folder, name, now)
+        if t is None:
+            raise FileNotFoundError
+        if t.state != State.HELD:
+            raise Conflict("only a file waiting for a rename can be removed")
+        _finish(s, ctx, t, State.DISCARDED, "removed by the client before processing")
+
+
+def _inbox_visible(ctx: Context, now: datetime) -> object:
+    grace = now - timedelta(seconds=ctx.settings.stat_grace_s)
+    return or_(
+        Transfer.state.in_([State.RECEIVING, State.HELD, State.RECEIVED]),
+        Transfer.received_at >= grace,
+    )
+
+
+def _inbox_file(
+    s: Session, ctx: Context, tenant_id: str, folder: str, name: str, now: datetime
+) -> Transfer | None:
+    return s.scalar(
+        select(Transfer)
+        .where(Transfer.tenant_id == tenant_id, Transfer.folder == folder,
+               Transfer.filename == name, _inbox_visible(ctx, now))  # type: ignore[arg-type]
+        .order_by(Transfer.opened_at.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    size: int
+    mtime: datetime
+
+
+def inbox_entries(ctx: Context, tenant_id: str, folder: str) -> list[Entry]:
+    """What a client may see of its inbox folder: waiting files, and files closed within
+    the stat grace (rclone stats what it just wrote)."""
+    now = utcnow()
+    with ctx.sessions() as s:
+        rows = s.scalars(
+            select(Transfer)
+            .where(Transfer.tenant_id == tenant_id, Transfer.folder == folder,
+                   _inbox_visible(ctx, now))  # type: ignore[arg-type]
+            .order_by(Transfer.opened_at)
+        )
+        out: dict[str, Entry] = {}
+        for t in rows:
+            out[t.filename] = Entry(t.filename, t.bytes_in or 0, t.received_at or t.opened_at)
+        return list(out.values())
+
+
+def inbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry | None:
+    with ctx.sessions() as s:
+        t = _inbox_file(s, ctx, tenant_id, folder, name, utcnow())
+        if t is None:
+            return None
+        return Entry(t.filename, t.bytes_in or 0, t.received_at or t.opened_at)
+
+
+# ---------------------------------------------------------------- processing
+
+
+def claim_next(ctx: Context) -> str | None:
+    """Claim one RECEIVED transfer (or one whose processing lease ran out)."""
+    now = utcnow()
+    lease = now + timedelta(seconds=ctx.settings.lease_s)
+    with transaction(ctx.sessions) as s:
+        query = (
+            select(Transfer.id)
+            .where(or_(Transfer.state == State.RECEIVED,
+                       (Transfer.state == State.PROCESSING) & (Transfer.lease_until < now)))
+            .order_by(Transfer.received_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        tid = s.scalar(query)
+        if tid is None:
+            return None
+        claimed = s.execute(
+            update(Transfer)
+            .where(Transfer.id == tid,
+                   or_(Transfer.state == State.RECEIVED, Transfer.lease_until < now))
+            .values(state=State.PROCESSING, lease_owner=ctx.node_id, lease_until=lease,
+                    attempts=Transfer.attempts + 1)
+        )
+        return tid if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def process_transfer(ctx: Context, transfer_id: str) -> State:
+    """Transform the input into the output, erase the input, create the deliveries.
+    Runs in a worker thread: DuckDB releases the GIL."""
+    with transaction(ctx.sessions) as s:
+        t = s.get_one(Transfer, transfer_id)
+        if t.state != State.PROCESSING or t.lease_owner != ctx.node_id:
+            return t.state
+        process = s.get(Process, t.process_id) if t.process_id else None
+        if process is None:
+            _finish(s, ctx, t, State.FAILED, "the process was removed before the file ran")
+            return State.FAILED
+        if t.attempts > MAX_ATTEMPTS:
+            _finish(s, ctx, t, State.FAILED,
+                    f"processing did not finish in {MAX_ATTEMPTS} attempts")
+            return State.FAILED
+        # Leftovers of an attempt that a crash cut short.
+        for key in ctx.vault.owned_by(s, t.id):
+            if key.role == "output":
+                ctx.vault.erase(s, key.blob_id)
+        spec = spec_of(process)
+        writer = ctx.vault.create(s, t.id, "output")
+        input_blob = t.input_blob_id
+        filename = t.filename
+    assert input_blob is not None
+    error: str | None = None
+    try:
+        with ctx.sessions() as s:
+            source: BinaryIO = ctx.vault.open(s, input_blob)
+        try:
+            result = run_transform(
+                spec.read, spec.transform, spec.write, source, writer,
+                Limits(memory_limit_mb=ctx.settings.transform_memory_mb,
+                       time_limit_s=ctx.settings.transform_time_s),
+            )
+        finally:
+            source.close()
+        size = writer.close()
+    except TransformError as exc:
+        error = str(exc)
+    except OSError as exc:
+        error = f"storage: {exc.strerror or 'input/output error'}"
+    except Exception as exc:  # noqa: BLE001 - the reason is logged by type, never content
+        log.error("transform failed unexpectedly", extra={"transfer": transfer_id,
+                                                          "exc_type": type(exc).__name__})
+        error = f"internal error ({type(exc).__name__}); the operator has been told"
+    if error is not None:
+        writer.abort()
+        with transaction(ctx.sessions) as s:
+            t = s.get_one(Transfer, transfer_id)
+            _finish(s, ctx, t, State.FAILED, error)
+        return State.FAILED
+    now = utcnow()
+    with transaction(ctx.sessions) as s:
+        t = s.get_one(Transfer, transfer_id)
+        if t.state != State.PROCESSING or t.lease_owner != ctx.node_id:
+            ctx.vault.erase(s, writer.blob_id)  # another node took over: its output counts
+            return t.state
+        t.output_blob_id = writer.blob_id
+        t.output_name = render_filename(spec.write, filename, None, now.date())
+        t.bytes_out = size
+        t.rows_in = result.rows_in
+        t.rows_out = result.rows_out
+        t.processed_at = now
+        _create_deliveries(s, t, spec, now)
+        ctx.vault.erase(s, input_blob)
+        t.input_erased_at = utcnow()
+        t.lease_owner = None
+        t.lease_until = None
+        t.state = State.DELIVERING
+        _settle(s, ctx, t)
+        return t.state
+
+
+def _create_deliveries(s: Session, t: Transfer, spec: ProcessSpec, now: datetime) -> None:
+    assert t.output_name is not None
+    for no, target in enumerate(spec.deliver):
+        d = Delivery(transfer_id=t.id, tenant_id=t.tenant_id, target_no=no, attempts=0)
+        if isinstance(target, PickupTarget):
+            d.kind = "pickup"
+            d.state = DState.READY
+            d.outbox_folder = target.pickup
+            d.outbox_name = _free_outbox_name(s, t.tenant_id, target.pickup, t.output_name)
+            d.expires_at = now + spec.retention.pickup_within
+        else:
+            d.kind = "sftp"
+            d.state = DState.PENDING
+            d.connection = target.sftp.connection
+            d.remote_path = target.sftp.path.rstrip("/") + "/" + t.output_name
+            d.next_attempt_at = now
+        s.add(d)
+        s.flush()
+
+
+def _free_outbox_name(s: Session, tenant_id: str, folder: str, name: str) -> str:
+    """An output never overwrites another still waiting: the name gets -{seq}."""
+    taken = set(s.scalars(
+        select(Delivery.outbox_name).where(
+            Delivery.tenant_id == tenant_id, Delivery.outbox_folder == folder,
+            Delivery.state.in_([DState.READY, DState.FETCHED]))
+    ))
+    if name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    seq = 2
+    while True:
+        candidate = f"{stem}-{seq}.{ext}" if dot else f"{stem}-{seq}"
+        if candidate not in taken:
+            return candidate
+        seq += 1
+
+
+def _finish(s: Session, ctx: Context, t: Transfer, state: State, reason: str | None) -> None:
+    """End a transfer: erase every blob it owns, record why and when."""
+    now = utcnow()
+    for key in ctx.vault.owned_by(s, t.id):
+        ctx.vault.erase(s, key.blob_id)
+    if t.input_erased_at is None:
+        t.input_erased_at = now
+    for d in s.scalars(select(Delivery).where(Delivery.transfer_id == t.id)):
+        if d.state not in DFINAL:
+            d.state = DState.FAILED
+            d.done_at = now
+    t.state = state
+    t.error = reason
+    t.erased_at = now
+    t.lease_owner = None
+    t.lease_until = None
+    t.hold_until = None
+
+
+def _settle(s: Session, ctx: Context, t: Transfer) -> None:
+    """Derive the transfer's state from its deliveries; erase the output when all are
+    done."""
+    if t.state.final or t.state not in (State.DELIVERING, State.READY):
+        return
+    deliveries = list(s.scalars(select(Delivery).where(Delivery.transfer_id == t.id)))
+    if all(d.state in DFINAL for d in deliveries):
+        failed = [d for d in deliveries if d.state in (DState.FAILED, DState.EXPIRED)]
+        done = [d.done_at for d in deliveries if d.done_at is not None]
+        if done and not failed:
+            t.delivered_at = max(done)
+        reason = None
+        if failed:
+            reason = "; ".join(
+                f"target {d.target_no + 1} ({d.kind}): {d.error or d.state.lower()}"
+                for d in failed
+            )
+        _finish(s, ctx, t, State.FAILED if failed else State.ERASED, reason)
+        return
+    pending_push = any(d.kind != "pickup" and d.state not in DFINAL for d in deliveries)
+    t.state = State.DELIVERING if pending_push else State.READY
+
+
+def settle(ctx: Context, transfer_id: str) -> None:
+    with transaction(ctx.sessions) as s:
+        _settle(s, ctx, s.get_one(Transfer, transfer_id))
+
+
+# ---------------------------------------------------------------- the outbox
+
+
+@dataclass(frozen=True)
+class Pickup:
+    delivery_id: str
+    transfer_id: str
+    blob_id: str
+    size: int
+
+
+def _outbox_rows(s: Session, ctx: Context, tenant_id: str, folder: str) -> list[Delivery]:
+    return list(s.scalars(
+        select(Delivery)
+        .where(Delivery.tenant_id == tenant_id, Delivery.kind == "pickup",
+               Delivery.outbox_folder == folder,
+               Delivery.state.in_([DState.READY, DState.FETCHED]))
+        .order_by(Delivery.outbox_name)
+    ))
+
+
+def outbox_entries(ctx: Context, tenant_id: str, folder: str) -> list[Entry]:
+    with ctx.sessions() as s:
+        out = []
+        for d in _outbox_rows(s, ctx, tenant_id, folder):
+            t = s.get_one(Transfer, d.transfer_id)
+            assert d.outbox_name is not None
+            out.append(Entry(d.outbox_name, t.bytes_out or 0, t.processed_at or t.opened_at))
+        return out
+
+
+def open_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> Pickup | None:
+    with ctx.sessions() as s:
+        for d in _outbox_rows(s, ctx, tenant_id, folder):
+            if d.outbox_name == name:
+                t = s.get_one(Transfer, d.transfer_id)
+                if t.output_blob_id is None:
+                    return None
+                return Pickup(d.id, t.id, t.output_blob_id, t.bytes_out or 0)
+    return None
+
+
+def open_blob(ctx: Context, blob_id: str) -> BinaryIO:
+    with ctx.sessions() as s:
+        return ctx.vault.open(s, blob_id)
+
+
+def mark_fetched(ctx: Context, delivery_id: str) -> None:
+    """A complete download: the output is erased after the fetch grace."""
+    now = utcnow()
+    with transaction(ctx.sessions) as s:
+        d = s.get_one(Delivery, delivery_id)
+        if d.state == DState.READY:
+            d.state = DState.FETCHED
+            d.fetched_at = now
+            d.done_at = now
+
+
+def remove_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> None:
+    with transaction(ctx.sessions) as s:
+        for d in _outbox_rows(s, ctx, tenant_id, folder):
+            if d.outbox_name == name:
+                d.state = DState.PICKED_UP if d.state == DState.FETCHED else DState.REMOVED
+                d.done_at = d.done_at or utcnow()
+                _settle(s, ctx, s.get_one(Transfer, d.transfer_id))
+                return
+    raise FileNotFoundError
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def heartbeat(ctx: Context) -> None:
+    """Extend this node's leases: open uploads, processing, pushes."""
+    until = utcnow() + timedelta(seconds=ctx.settings.lease_s)
+    with transaction(ctx.sessions) as s:
+        s.execute(update(Transfer)
+                  .where(Transfer.lease_owner == ctx.node_id,
+                         Transfer.state.in_([State.RECEIVING, State.PROCESSING]))
+                  .values(lease_until=until))
+        s.execute(update(Delivery)
+                  .where(Delivery.lease_owner == ctx.node_id,
+                         Delivery.state.in_([DState.PENDING, DState.SENDING]))
+                  .values(lease_until=until))
+
+
+def housekeeping(ctx: Context) -> int:
+    """Time-driven transitions. Returns how many transfers changed."""
+    now = utcnow()
+    grace = timedelta(seconds=ctx.settings.fetch_grace_s)
+    changed = 0
+    with transaction(ctx.sessions) as s:
+        for t in s.scalars(select(Transfer).where(
+                Transfer.state == State.HELD, Transfer.hold_until < now)):
+            _finish(s, ctx, t, State.DISCARDED,
+                    "no process matches this name, and it was not renamed in time")
+            changed += 1
+        for t in s.scalars(select(Transfer).where(
+                Transfer.state == State.RECEIVING, Transfer.lease_until < now)):
+            _finish(s, ctx, t, State.INTERRUPTED,
+                    "the upload was cut off (the node stopped before the client closed)")
+            changed += 1
+        touched: set[str] = set()
+        for d in s.scalars(select(Delivery).where(
+                Delivery.state == DState.READY, Delivery.expires_at < now)):
+            d.state = DState.EXPIRED
+            d.error = "not fetched within pickup_within"
+            d.done_at = now
+            touched.add(d.transfer_id)
+        for d in s.scalars(select(Delivery).where(
+                Delivery.state == DState.FETCHED, Delivery.fetched_at < now - grace)):
+            d.state = DState.PICKED_UP
+            touched.add(d.transfer_id)
+        for tid in touched:
+            _settle(s, ctx, s.get_one(Transfer, tid))
+            changed += 1
+    return changed
+
+
+def residue_sweep(ctx: Context) -> int:
+    """At start-up: erase every blob that no live transfer owns. Returns how many."""
+    erased = 0
+    with transaction(ctx.sessions) as s:
+        live = {State.RECEIVING, State.HELD, State.RECEIVED, State.PROCESSING,
+                State.DELIVERING, State.READY}
+        from doorvoer.vault.models import BlobKey
+
+        for key in list(s.scalars(select(BlobKey))):
+            t = s.get(Transfer, key.owner_id)
+            keep = t is not None and t.state in live and (
+                key.blob_id in (t.input_blob_id, t.output_blob_id)
+                or t.state in (State.RECEIVING, State.PROCESSING))
+            if not keep:
+                ctx.vault.erase(s, key.blob_id)
+                erased += 1
+        erased += ctx.vault.sweep_files(s)
+    checkpoint(ctx.engine)
+    return erased
+
+
+def list_transfers(ctx: Context, tenant_id: str | None = None,
+                   limit: int = 1000) -> list[Transfer]:
+    with ctx.sessions() as s:
+        q = select(Transfer).order_by(Transfer.opened_at.desc()).limit(limit)
+        if tenant_id is not None:
+            q = q.where(Transfer.tenant_id == tenant_id)
+        return list(s.scalars(q))
+
+
+def live_count(ctx: Context) -> int:
+    with ctx.sessions() as s:
+        return len(list(s.scalars(select(Transfer.id).where(Transfer.state.not_in(FINAL)))))

@@ -1,0 +1,179 @@
+"""The vault: the one place where file bytes are written, read and erased (P2, P3).
+
+Every blob is encrypted with a data key of its own, in Tink's streaming AEAD format
+(AES256-GCM-HKDF, 1 MiB segments), bound to the blob id as associated data. The data
+key is wrapped with the master key (AES-256-GCM) and stored in `vault_keys`; erasing
+a blob deletes both its file and its key row, so any stray copy of the ciphertext is
+unreadable (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import tink
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from tink import cleartext_keyset_handle, streaming_aead
+
+from doorvoer.db import new_id
+from doorvoer.vault.models import BlobKey
+from doorvoer.vault.store import DiskFull, LocalStore
+
+streaming_aead.register()
+_TEMPLATE = streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF_1MB
+_NONCE = 12
+
+
+class VaultError(Exception):
+    pass
+
+
+def load_master_key(path: Path, from_env: str) -> bytes:
+    """The master key: from the environment (base64) or a 0600 file, made on first use."""
+    if from_env:
+        key = base64.b64decode(from_env, validate=True)
+    elif path.exists():
+        if path.stat().st_mode & 0o077:
+            raise VaultError(f"{path} must be readable by its owner only (chmod 600)")
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    else:
+        key = secrets.token_bytes(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64encode(key) + b"\n")
+    if len(key) != 32:
+        raise VaultError("the master key must be 32 bytes (base64 of 32 random bytes)")
+    return key
+
+
+class _SyncedFile(io.RawIOBase):
+    """The ciphertext file: flushed and fsynced when the encrypting stream closes it."""
+
+    def __init__(self, f: BinaryIO, fsync: bool) -> None:
+        self._f = f
+        self._fsync = fsync
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            n = self._f.write(b)
+        except OSError as exc:
+            if exc.errno == 28:  # ENOSPC
+                raise DiskFull(28, "the vault's disk is full") from None
+            raise
+        self.size += n
+        return n
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._f.flush()
+            if self._fsync:
+                os.fsync(self._f.fileno())
+        finally:
+            self._f.close()
+            super().close()
+
+
+class BlobWriter:
+    """Plaintext in, ciphertext to the store. `close()` seals it; `abort()` discards it."""
+
+    def __init__(self, blob_id: str, stream: BinaryIO, file: _SyncedFile, vault: Vault) -> None:
+        self.blob_id = blob_id
+        self.plaintext_bytes = 0
+        self._stream = stream
+        self._file = file
+        self._vault = vault
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = self._stream.write(data)
+        self.plaintext_bytes += len(data)
+        return n if n is not None else len(data)
+
+    def close(self) -> int:
+        """Seal the blob (final segment, fsync). Returns the plaintext size."""
+        self._stream.close()
+        return self.plaintext_bytes
+
+    def abort(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:  # noqa: BLE001 - the blob is deleted either way
+            self._file.close()
+        self._vault.store.delete(self.blob_id)
+
+
+class Vault:
+    def __init__(self, store: LocalStore, master_key: bytes, fsync: bool = True) -> None:
+        self.store = store
+        self._master = AESGCM(master_key)
+        self._fsync = fsync
+
+    # -- keys
+    def _wrap(self, blob_id: str, handle: tink.KeysetHandle) -> bytes:
+        out = io.BytesIO()
+        cleartext_keyset_handle.write(tink.BinaryKeysetWriter(out), handle)
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + self._master.encrypt(nonce, out.getvalue(), blob_id.encode())
+
+    def _unwrap(self, blob_id: str, wrapped: bytes) -> streaming_aead.StreamingAead:
+        raw = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], blob_id.encode())
+        handle = cleartext_keyset_handle.read(tink.BinaryKeysetReader(raw))
+        return handle.primitive(streaming_aead.StreamingAead)
+
+    # -- blobs
+    def create(self, session: Session, owner_id: str, role: str) -> BlobWriter:
+        """A new blob whose key row is added to `session` (commit it with the owner)."""
+        blob_id = new_id()
+        handle = tink.new_keyset_handle(_TEMPLATE)
+        session.add(BlobKey(blob_id=blob_id, owner_id=owner_id, role=role,
+                            wrapped_key=self._wrap(blob_id, handle)))
+        primitive = handle.primitive(streaming_aead.StreamingAead)
+        try:
+            raw = _SyncedFile(self.store.create(blob_id), self._fsync)
+        except OSError as exc:
+            if exc.errno == 28:
+                raise DiskFull(28, "the vault's disk is full") from None
+            raise
+        stream = primitive.new_encrypting_stream(cast(BinaryIO, raw), blob_id.encode())
+        return BlobWriter(blob_id, stream, raw, self)
+
+    def open(self, session: Session, blob_id: str) -> BinaryIO:
+        """A decrypting reader of the blob's plaintext (sequential)."""
+        wrapped = session.scalar(select(BlobKey.wrapped_key).where(BlobKey.blob_id == blob_id))
+        if wrapped is None:
+            raise VaultError("blob has been erased")
+        primitive = self._unwrap(blob_id, wrapped)
+        stream: BinaryIO = primitive.new_decrypting_stream(self.store.open(blob_id),
+                                                           blob_id.encode())
+        return stream
+
+    def erase(self, session: Session, blob_id: str) -> None:
+        """Shred: the key row goes with the session's commit, the file at once."""
+        session.execute(delete(BlobKey).where(BlobKey.blob_id == blob_id))
+        self.store.delete(blob_id)
+
+    def owned_by(self, session: Session, owner_id: str) -> list[BlobKey]:
+        return list(session.scalars(select(BlobKey).where(BlobKey.owner_id == owner_id)))
+
+    def sweep_files(self, session: Session) -> int:
+        """Delete blob files that have no key (unreadable residue). Returns how many."""
+        known = set(session.scalars(select(BlobKey.blob_id)))
+        gone = 0
+        for blob_id in list(self.store.ids()):
+            if blob_id not in known:
+                self.store.delete(blob_id)
+                gone += 1
+        return gone

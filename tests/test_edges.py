@@ -1,0 +1,242 @@
+"""The hard edges real clients bring: temporary names, renames, drops, pipelining,
+poking at just-written files, reading ahead and fetching twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import asyncssh
+import pytest
+
+from conftest import Login, NodeThread, asftp, transfers_of, wait_for
+from doorvoer.context import Context
+from doorvoer.transfers.models import State
+
+CSV = b"id;name;amount\n1;Jansen;7,00\n2;De Vries;3,50\n"
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def final(ctx: Context, filename: str) -> object:
+    return wait_for(lambda: [t for t in transfers_of(ctx)
+                             if t.filename == filename and t.state.final],
+                    what=f"{filename} to finish")[0]
+
+
+@pytest.mark.parametrize("temp", ["w.csv.filepart", "w.csv.part", "w.csv.partial",
+                                  "w.csv.tmp", "w.csv~", ".w.csv"])
+def test_temporary_name_then_rename_is_one_transfer(
+    ctx: Context, node: NodeThread, login: Login, temp: str
+) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open(f"/inbox/orders/{temp}", "wb") as f:
+                await f.write(CSV)
+            await asyncio.sleep(0.3)
+            assert [t.state for t in transfers_of(ctx)] == [State.HELD]
+            await sftp.rename(f"/inbox/orders/{temp}", "/inbox/orders/w.csv")
+
+    run(go())
+    t = wait_for(lambda: [t for t in transfers_of(ctx) if t.state == State.READY],
+                 what="the output")[0]
+    assert t.filename == "w.csv"
+    assert len(transfers_of(ctx)) == 1
+
+
+def test_posix_rename_works_too(ctx: Context, node: NodeThread, login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open("/inbox/orders/p.csv.part", "wb") as f:
+                await f.write(CSV)
+            await sftp.posix_rename("/inbox/orders/p.csv.part", "/inbox/orders/p.csv")
+
+    run(go())
+    wait_for(lambda: [t for t in transfers_of(ctx) if t.state == State.READY])
+    assert [t.filename for t in transfers_of(ctx)] == ["p.csv"]
+
+
+def test_unmatched_name_waits_then_is_discarded(ctx: Context, node: NodeThread,
+                                                login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn, sftp.open("/inbox/orders/readme.txt", "wb") as f:
+            await f.write(CSV)
+
+    run(go())
+    t = final(ctx, "readme.txt")
+    assert t.state == State.DISCARDED  # type: ignore[attr-defined]
+    assert "no process matches" in t.error  # type: ignore[attr-defined]
+    assert list(ctx.vault.store.ids()) == []
+
+
+def test_dropped_connection_is_an_interrupted_upload(ctx: Context, node: NodeThread,
+                                                     login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        f = await sftp.open("/inbox/orders/cut.csv", "wb")
+        await f.write(CSV[:10])
+        conn.abort()  # no CLOSE: the connection just goes away
+        await asyncio.sleep(0.2)
+
+    run(go())
+    t = final(ctx, "cut.csv")
+    assert t.state == State.INTERRUPTED  # type: ignore[attr-defined]
+    assert "before the client closed" in t.error  # type: ignore[attr-defined]
+    assert t.rows_in is None  # type: ignore[attr-defined]
+    assert list(ctx.vault.store.ids()) == []
+
+
+def test_gap_in_the_upload_is_refused(ctx: Context, node: NodeThread, login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            f = await sftp.open("/inbox/orders/gap.csv", "wb")
+            await f.write(CSV[:5], 0)
+            await f.write(CSV[10:], 10)  # bytes 5..10 never come
+            with pytest.raises(asyncssh.SFTPFailure, match="gaps"):
+                await f.close()
+
+    run(go())
+    assert final(ctx, "gap.csv").state == State.INTERRUPTED  # type: ignore[attr-defined]
+
+
+def test_out_of_order_writes_give_the_exact_bytes(ctx: Context, node: NodeThread,
+                                                  login: Login) -> None:
+    rows = "".join(f"{i};name{i};{i},00\n" for i in range(3000)).encode()
+    data = b"id;name;amount\n" + rows
+    chunks = [(o, data[o:o + 1000]) for o in range(0, len(data), 1000)]
+    random.Random(7).shuffle(chunks)
+
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open("/inbox/orders/shuffled.csv", "wb") as f:
+                await asyncio.gather(*(f.write(c, o) for o, c in chunks))
+            await asyncio.sleep(0)
+            for _ in range(100):
+                if "shuffled.json" in await sftp.listdir("/outbox/orders"):
+                    break
+                await asyncio.sleep(0.1)
+            async with sftp.open("/outbox/orders/shuffled.json", "rb") as f:
+                out = json.loads(await f.read())
+            assert len(out) == 3000
+            assert out[1234] == {"id": "1234", "name": "NAME1234", "amount": 1234.0}
+
+    run(go())
+    t = next(t for t in transfers_of(ctx) if t.filename == "shuffled.csv")
+    assert t.bytes_in == len(data)
+
+
+def test_stat_and_setstat_right_after_close(ctx: Context, node: NodeThread,
+                                            login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open("/inbox/orders/r.csv", "wb") as f:
+                await f.write(CSV)
+            # rclone: setstat (mtime) then stat; it uploads again if either fails.
+            await sftp.utime("/inbox/orders/r.csv", (1_700_000_000, 1_700_000_000))
+            assert (await sftp.stat("/inbox/orders/r.csv")).size == len(CSV)
+
+    run(go())
+    wait_for(lambda: any(t.state == State.READY for t in transfers_of(ctx)))
+    assert len(transfers_of(ctx)) == 1
+
+
+def test_outbox_reads_backwards_past_end_and_again(ctx: Context, node: NodeThread,
+                                                   login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open("/inbox/orders/b.csv", "wb") as f:
+                await f.write(CSV)
+            for _ in range(100):
+                if "b.json" in await sftp.listdir("/outbox/orders"):
+                    break
+                await asyncio.sleep(0.1)
+            size = (await sftp.stat("/outbox/orders/b.json")).size
+            async with sftp.open("/outbox/orders/b.json", "rb") as f:
+                tail = await f.read(10, size - 10)
+                beyond = await f.read(100, size + 50)  # psftp reads ahead past the end
+                whole = await f.read(size + 100, 0)  # and back to the start
+            assert beyond == b"" and whole.endswith(tail) and len(whole) == size
+            # lftp may fetch again after a local failure: allowed within the grace.
+            async with sftp.open("/outbox/orders/b.json", "rb") as f:
+                assert await f.read() == whole
+            await asyncio.sleep(ctx.settings.fetch_grace_s + 1.5)
+            assert "b.json" not in await sftp.listdir("/outbox/orders")
+
+    run(go())
+    assert final(ctx, "b.csv").state == State.ERASED  # type: ignore[attr-defined]
+
+
+def test_partial_download_does_not_count_as_pickup(ctx: Context, node: NodeThread,
+                                                   login: Login) -> None:
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open("/inbox/orders/h.csv", "wb") as f:
+                await f.write(CSV)
+            for _ in range(100):
+                if "h.json" in await sftp.listdir("/outbox/orders"):
+                    break
+                await asyncio.sleep(0.1)
+            async with sftp.open("/outbox/orders/h.json", "rb") as f:
+                await f.read(5, 0)
+            await asyncio.sleep(ctx.settings.fetch_grace_s + 1.5)
+            assert "h.json" in await sftp.listdir("/outbox/orders")
+            await sftp.remove("/outbox/orders/h.json")  # the tenant may delete it
+            assert "h.json" not in await sftp.listdir("/outbox/orders")
+
+    run(go())
+    t = final(ctx, "h.csv")
+    assert t.state == State.ERASED  # type: ignore[attr-defined]
+
+
+def test_outputs_never_overwrite_each_other(ctx: Context, node: NodeThread,
+                                            login: Login) -> None:
+    async def go() -> list[str]:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            for _ in range(3):
+                async with sftp.open("/inbox/orders/same.csv", "wb") as f:
+                    await f.write(CSV)
+                await asyncio.sleep(0.5)
+            for _ in range(100):
+                names = sorted(n for n in await sftp.listdir("/outbox/orders")
+                               if not n.startswith("."))
+                if len(names) == 3:
+                    return names
+                await asyncio.sleep(0.1)
+            return names
+
+    assert run(go()) == ["same-2.json", "same-3.json", "same.json"]
+
+
+def test_file_size_limit(tmp_path, sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    from conftest import add_tenant, make_ctx
+
+    c = make_ctx(tmp_path, sqlite_url, max_file_bytes=1000)
+    login = add_tenant(c, tmp_path)
+    n = NodeThread(c).start()
+    try:
+        async def go() -> None:
+            conn, sftp = await asftp(n.port, login)
+            async with conn:
+                f = await sftp.open("/inbox/orders/huge.csv", "wb")
+                with pytest.raises(asyncssh.SFTPFailure, match="limit"):
+                    await f.write(b"x" * 2000)
+                with pytest.raises(asyncssh.SFTPFailure):
+                    await f.close()
+
+        run(go())
+        assert final(c, "huge.csv").state == State.INTERRUPTED  # type: ignore[attr-defined]
+    finally:
+        n.stop()
+        c.close()

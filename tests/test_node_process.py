@@ -1,0 +1,222 @@
+"""`doorvoer serve` as a real process: SIGKILL and restart, plaintext never on disk,
+no content in logs or reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, Login, add_tenant, asftp, make_ctx, wait_for
+from doorvoer.context import Context
+from doorvoer.transfers.models import Delivery, State
+from doorvoer.transfers.service import list_transfers
+from doorvoer.vault.models import BlobKey
+
+MARKER = b"ZQXJ-SENTINEL-7781"
+
+SLOW_SPEC = """\
+name: slow
+match: "slow/*.csv"
+read: {format: csv}
+transform:
+  sql: |
+    SELECT i.* FROM input i,
+      (SELECT count(*) AS c FROM range(CAST(2.5e9 AS BIGINT))) r
+write: {format: csv}
+deliver:
+  - pickup: slow/
+"""
+
+PLAIN_SPEC = """\
+name: plain
+match: "plain/*.csv"
+read: {format: csv}
+transform:
+  sql: SELECT * FROM input
+write: {format: jsonl}
+deliver:
+  - pickup: plain/
+"""
+
+
+class Server:
+    def __init__(self, data_dir: Path, log_path: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        from doorvoer.app import free_port
+
+        self.port = free_port("127.0.0.1", 0)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "doorvoer.cli", "serve", "--data-dir", str(self.data_dir),
+             "--sftp-port", str(self.port), "--sftp-host", "127.0.0.1"],
+            stdout=log, stderr=log, env=self.env,
+        )
+        wait_for(self._listening, timeout=30, what="doorvoer serve to listen")
+
+    def _listening(self) -> bool:
+        import socket
+
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"serve exited: {self.log_path.read_text()[-2000:]}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Context, Server, Login]]:
+    ctx = make_ctx(tmp_path, database_url)
+    login = add_tenant(ctx, tmp_path, "acme", SLOW_SPEC)
+    from doorvoer.db import transaction
+    from doorvoer.processes.service import apply_process
+    from doorvoer.tenants.service import require_tenant
+
+    with transaction(ctx.sessions) as s:
+        apply_process(s, require_tenant(s, "acme"), PLAIN_SPEC, "plain")
+    env = {**os.environ, "DOORVOER_DATABASE_URL": database_url, "DOORVOER_LOG_LEVEL": "debug"}
+    env.update({f"DOORVOER_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in FAST.items()})
+    server = Server(tmp_path / "data", tmp_path / "serve.log", env)
+    server.start()
+    yield ctx, server, login
+    server.stop()
+    ctx.close()
+
+
+async def _upload(port: int, login: Login, path: str, data: bytes, close: bool = True) -> None:
+    conn, sftp = await asftp(port, login)
+    f = await sftp.open(path, "wb")
+    await f.write(data)
+    if close:
+        await f.close()
+        conn.close()
+        await conn.wait_closed()
+
+
+def test_sigkill_mid_processing_then_restart_finishes_once(
+    served: tuple[Context, Server, Login],
+) -> None:
+    ctx, server, login = served
+    asyncio.run(_upload(server.port, login, "/inbox/slow/k.csv", b"a,b\n1,2\n3,4\n"))
+    wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.PROCESSING],
+             what="processing to start")
+    server.kill()
+    t = list_transfers(ctx)[0]
+    assert t.state == State.PROCESSING and t.output_blob_id is None
+
+    server.start()
+    t = wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.READY],
+                 timeout=90, what="the restarted node to finish the transfer")[0]
+    assert t.attempts == 2
+    assert t.rows_out == 2
+    with ctx.sessions() as s:
+        deliveries = s.query(Delivery).filter_by(transfer_id=t.id).all()
+        keys = s.query(BlobKey).all()
+    assert len(deliveries) == 1
+    # Only the output blob remains: the input and the killed attempt's output are gone.
+    assert [k.role for k in keys] == ["output"]
+    assert list(ctx.vault.store.ids()) == [keys[0].blob_id]
+
+
+def test_sigkill_mid_upload_leaves_an_interrupted_transfer_and_no_residue(
+    served: tuple[Context, Server, Login],
+) -> None:
+    ctx, server, login = served
+
+    async def half() -> None:
+        conn, sftp = await asftp(server.port, login)
+        f = await sftp.open("/inbox/plain/half.csv", "wb")
+        await f.write(b"a,b\n1,2\n")
+        server.kill()
+        conn.abort()
+
+    asyncio.run(half())
+    server.start()
+    t = wait_for(lambda: [t for t in list_transfers(ctx) if t.state.final], timeout=30,
+                 what="the cut upload to be reported")[0]
+    assert t.state == State.INTERRUPTED
+    wait_for(lambda: not list(ctx.vault.store.ids()), what="the residue to be erased")
+    with ctx.sessions() as s:
+        assert s.query(BlobKey).count() == 0
+
+
+def _files_containing(roots: list[Path], needle: bytes) -> list[Path]:
+    hits = []
+    for root in roots:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                p = Path(dirpath) / name
+                try:
+                    if p.is_file() and p.stat().st_size < 50_000_000 and needle in p.read_bytes():
+                        hits.append(p)
+                except OSError:
+                    continue
+    return hits
+
+
+def test_plaintext_never_on_disk_and_never_in_logs(
+    served: tuple[Context, Server, Login], tmp_path: Path
+) -> None:
+    ctx, server, login = served
+    good = b"a,b\n" + b"".join(b"%d,%s\n" % (i, MARKER) for i in range(2000))
+    ragged = b"a,b\n1," + MARKER + b"\n2,x,y," + MARKER + b"\n"
+    roots = [tmp_path, Path(tempfile.gettempdir()), Path.cwd()]
+
+    async def go() -> None:
+        conn, sftp = await asftp(server.port, login)
+        async with conn:
+            # Held under a temporary name: the bytes sit in the vault, encrypted.
+            async with sftp.open("/inbox/plain/g.csv.part", "wb") as f:
+                await f.write(good)
+            assert _files_containing(roots, MARKER) == []
+            await sftp.rename("/inbox/plain/g.csv.part", "/inbox/plain/g.csv")
+            async with sftp.open("/inbox/plain/bad.csv", "wb") as f:
+                await f.write(ragged)
+
+    asyncio.run(go())
+    wait_for(lambda: any(t.state == State.READY for t in list_transfers(ctx)),
+             what="the good file's output")
+    assert _files_containing(roots, MARKER) == []
+    bad = wait_for(lambda: [t for t in list_transfers(ctx)
+                            if t.filename == "bad.csv" and t.state.final])[0]
+    assert bad.state == State.FAILED
+    assert "line 3" in bad.error and MARKER.decode() not in bad.error
+    time.sleep(0.5)
+    log = server.log_path.read_bytes()
+    assert b"bad.csv" in log or b"processed" in log  # the log does say things
+    assert MARKER not in log
+    listed = subprocess.run(
+        [sys.executable, "-m", "doorvoer.cli", "transfers", "list", "--json", "--data-dir",
+         str(server.data_dir)], capture_output=True, env=server.env, check=True)
+    assert MARKER not in listed.stdout
+    assert {r["filename"] for r in json.loads(listed.stdout)} == {"plain/g.csv",
+                                                                    "plain/bad.csv"}

@@ -1,0 +1,49 @@
+"""The whole path with OpenSSH's sftp: upload, transform, pickup, erase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Login, NodeThread, sftp_batch, transfers_of, wait_for
+from doorvoer.context import Context
+from doorvoer.transfers.models import State
+from doorvoer.vault.models import BlobKey
+
+ORDERS = "id;name;amount\r\n1;Bakker €;12,50\r\n2;\"De; Vries\";7,00\r\n".encode("cp1252")
+
+
+def test_upload_is_transformed_picked_up_and_erased(
+    ctx: Context, node: NodeThread, login: Login, tmp_path: Path
+) -> None:
+    src = tmp_path / "week45.csv"
+    src.write_bytes(ORDERS)
+    sftp_batch(node.port, login, f"put {src} /inbox/orders/week45.csv\n")
+
+    listing = wait_for(
+        lambda: "week45.json" in sftp_batch(node.port, login, "ls /outbox/orders\n").stdout,
+        what="the output in the outbox",
+    )
+    assert listing
+    dest = tmp_path / "got.json"
+    sftp_batch(node.port, login, f"get /outbox/orders/week45.json {dest}\n")
+    assert json.loads(dest.read_bytes()) == [
+        {"id": "1", "name": "BAKKER €", "amount": 12.5},
+        {"id": "2", "name": "DE; VRIES", "amount": 7.0},
+    ]
+
+    t = wait_for(lambda: [t for t in transfers_of(ctx) if t.state == State.ERASED],
+                 what="the transfer to be erased")[0]
+    assert t.filename == "week45.csv"
+    assert t.folder == "orders"
+    assert t.bytes_in == len(ORDERS)
+    assert t.bytes_out == dest.stat().st_size
+    assert (t.rows_in, t.rows_out) == (2, 2)
+    assert t.received_at <= t.processed_at <= t.input_erased_at <= t.erased_at
+    assert t.residence_seconds is not None
+    assert t.residence_seconds < 10
+    with ctx.sessions() as s:
+        assert s.query(BlobKey).count() == 0
+    assert list(ctx.vault.store.ids()) == []
+    # Gone from the outbox once the fetch grace is over.
+    assert "week45.json" not in sftp_batch(node.port, login, "ls /outbox/orders\n").stdout

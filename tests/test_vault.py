@@ -1,0 +1,109 @@
+"""The vault: per-file keys, authenticated encryption, crypto-shredding."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from doorvoer.context import Context
+from doorvoer.db import transaction
+from doorvoer.vault.models import BlobKey
+from doorvoer.vault.reader import WindowReader
+from doorvoer.vault.service import VaultError, load_master_key
+
+PLAIN = b"Bakkerij De Vries;12,50\n" * 50_000
+
+
+def _store(ctx: Context, data: bytes) -> str:
+    with transaction(ctx.sessions) as s:
+        w = ctx.vault.create(s, "0" * 32, "input")
+    for i in range(0, len(data), 65_536):
+        w.write(data[i:i + 65_536])
+    assert w.close() == len(data)
+    return w.blob_id
+
+
+def _read(ctx: Context, blob_id: str) -> bytes:
+    with ctx.sessions() as s:
+        r = ctx.vault.open(s, blob_id)
+    try:
+        return r.read()
+    finally:
+        r.close()
+
+
+def test_roundtrip_and_ciphertext_reveals_nothing(ctx: Context) -> None:
+    blob = _store(ctx, PLAIN)
+    assert _read(ctx, blob) == PLAIN
+    raw = ctx.vault.store.path(blob).read_bytes()
+    assert b"Bakkerij" not in raw
+    assert ctx.vault.store.path(blob).stat().st_mode & 0o777 == 0o600
+    with ctx.sessions() as s:
+        wrapped = s.get_one(BlobKey, blob).wrapped_key
+    assert b"Bakkerij" not in wrapped
+
+
+def test_each_blob_has_its_own_key(ctx: Context) -> None:
+    a, b = _store(ctx, b"same"), _store(ctx, b"same")
+    with ctx.sessions() as s:
+        assert s.get_one(BlobKey, a).wrapped_key != s.get_one(BlobKey, b).wrapped_key
+    assert ctx.vault.store.path(a).read_bytes() != ctx.vault.store.path(b).read_bytes()
+
+
+def test_tampering_is_detected(ctx: Context) -> None:
+    blob = _store(ctx, PLAIN)
+    path = ctx.vault.store.path(blob)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(Exception):
+        _read(ctx, blob)
+
+
+def test_erase_shreds_key_and_file(ctx: Context, tmp_path: Path) -> None:
+    blob = _store(ctx, PLAIN)
+    copy = tmp_path / "stolen-copy"
+    copy.write_bytes(ctx.vault.store.path(blob).read_bytes())
+    with transaction(ctx.sessions) as s:
+        ctx.vault.erase(s, blob)
+    assert not ctx.vault.store.exists(blob)
+    with ctx.sessions() as s, pytest.raises(VaultError, match="erased"):
+        ctx.vault.open(s, blob)
+
+
+def test_window_reader_random_access(ctx: Context) -> None:
+    blob = _store(ctx, PLAIN)
+    opens = 0
+
+    def opener():  # type: ignore[no-untyped-def]
+        nonlocal opens
+        opens += 1
+        with ctx.sessions() as s:
+            return ctx.vault.open(s, blob)
+
+    r = WindowReader(opener, window=256 * 1024)
+    assert r.read(0, 100) == PLAIN[:100]
+    assert r.read(500_000, 10) == PLAIN[500_000:500_010]
+    assert r.read(499_990, 10) == PLAIN[499_990:500_000]  # a little back: from the window
+    assert opens == 1
+    assert r.read(len(PLAIN) + 10, 10) == b""  # past the end
+    assert r.read(0, 5) == PLAIN[:5]  # far back: restart
+    assert opens == 2
+    r.close()
+
+
+def test_master_key_file_must_be_private(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    key = load_master_key(path, "")
+    assert len(key) == 32 and path.stat().st_mode & 0o777 == 0o600
+    assert load_master_key(path, "") == key
+    os.chmod(path, 0o644)
+    with pytest.raises(VaultError, match="chmod 600"):
+        load_master_key(path, "")
+    env_key = base64.b64encode(b"k" * 32).decode()
+    assert load_master_key(tmp_path / "unused", env_key) == b"k" * 32
+    with pytest.raises(VaultError, match="32 bytes"):
+        load_master_key(tmp_path / "unused", base64.b64encode(b"short").decode())
