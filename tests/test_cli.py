@@ -98,10 +98,10 @@ def test_tenant_account_process_flow(cli, tmp_path: Path) -> None:  # type: igno
     (SPEC.replace('  delimiter: ";"', '  delimiter: ";"\n  colour: red'),
      "line 6: read.colour: unknown field"),
     (SPEC.replace('match: "orders/*.csv"', 'match: "*.csv"'), "line 2: match"),
-    (SPEC.replace("  - pickup: orders/", "  - pickup: ../etc"), "line 12: deliver[0].pickup"),
+    (SPEC.replace("  - pickup: orders/", "  - pickup: ../etc"), "line 11: deliver[0].pickup"),
     (SPEC.replace("name: orders\n", ""), "name: Field required"),
     (SPEC.replace("write:\n  format: json", "write:\n  format: [json"), "not valid YAML"),
-    (SPEC + "retention:\n  pickup_within: 7 weeks\n", "line 14: retention.pickup_within"),
+    (SPEC + "retention:\n  pickup_within: 7 weeks\n", "line 13: retention.pickup_within"),
 ])
 def test_spec_errors_name_file_line_and_field(cli, tmp_path: Path, broken: str,  # type: ignore[no-untyped-def]
                                               expected: str) -> None:

@@ -180,9 +180,21 @@ def test_wrong_pinned_host_key_fails_with_a_clear_reason(tmp_path: Path, sqlite_
     try:
         _upload(node.port, login, "o3.csv", b"id\n1\n")
         t = wait_for(lambda: [t for t in transfers_of(ctx) if t.filename == "o3.csv"
-                              and t.state == State.FAILED], timeout=30)[0]
-        assert "host key" in t.error
+                              and t.error], timeout=30, what="the push to fail")[0]
+        assert t.error == ("target 1 (sftp): the target's host key does not match the "
+                           "pinned key")
+        assert t.state == State.READY  # the pickup target still waits
         assert not (target.root / "incoming" / "o3.json").exists()
+
+        async def remove() -> None:
+            conn, sftp = await asftp(node.port, login)
+            async with conn:
+                await sftp.remove("/outbox/out/o3.json")
+
+        asyncio.run(remove())
+        t = wait_for(lambda: [t for t in transfers_of(ctx) if t.filename == "o3.csv"
+                              and t.state.final])[0]
+        assert t.state == State.FAILED
         assert list(ctx.vault.store.ids()) == []
     finally:
         node.stop()

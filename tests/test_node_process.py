@@ -22,7 +22,8 @@ from doorvoer.transfers.models import Delivery, State
 from doorvoer.transfers.service import list_transfers
 from doorvoer.vault.models import BlobKey
 
-MARKER = b"ZQXJ-SENTINEL-7781"
+# Built at run time so that this source file itself does not contain it.
+MARKER = "-".join(["ZQXJ", "SENTINEL", "7781"]).encode()
 
 SLOW_SPEC = """\
 name: slow

@@ -100,7 +100,7 @@ def test_inbox_is_a_drop_box(node: NodeThread, login: Login) -> None:
                 await f.write(b"id;name;amount\n1;a;1\n")
             # Listing and stat are allowed, reading back is not.
             assert "held.csv.filepart" in await sftp.listdir("/inbox/orders")
-            assert (await sftp.stat("/inbox/orders/held.csv.filepart")).size == 20
+            assert (await sftp.stat("/inbox/orders/held.csv.filepart")).size == 21
             with pytest.raises(asyncssh.SFTPPermissionDenied):
                 async with sftp.open("/inbox/orders/held.csv.filepart", "rb") as f:
                     await f.read()

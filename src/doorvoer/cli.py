@@ -262,7 +262,7 @@ def transfer_rows(ctx: Context, tenant: str | None) -> list[dict[str, Any]]:
 
     with ctx.sessions() as s:
         tenant_id = require_tenant(s, tenant).id if tenant else None
-        slugs = dict(s.execute(select(Tenant.id, Tenant.slug)).tuples().all())
+        slugs = {tid: slug for tid, slug in s.execute(select(Tenant.id, Tenant.slug))}
     rows = []
     for t in list_transfers(ctx, tenant_id):
         rows.append({

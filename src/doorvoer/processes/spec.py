@@ -6,10 +6,18 @@ import fnmatch
 import re
 from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from doorvoer.errors import UserError
 from doorvoer.transforms.spec import ReadSpec, TransformSpec, WriteSpec
@@ -69,7 +77,17 @@ class SftpTarget(Strict):
     sftp: SftpTargetSpec
 
 
-Target = PickupTarget | SftpTarget
+def _target_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next((k for k in ("pickup", "sftp") if k in value), None)
+    return next((k for k in ("pickup", "sftp") if hasattr(value, k)), None)
+
+
+Target = Annotated[
+    Annotated[PickupTarget, Tag("pickup")] | Annotated[SftpTarget, Tag("sftp")],
+    Discriminator(_target_kind, custom_error_type="target",
+                  custom_error_message="a target is `pickup: <folder>/` or `sftp: {...}`"),
+]
 
 
 class Retention(Strict):
@@ -142,13 +160,15 @@ def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
+    previous: int | str | None = None
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part[:1].isupper() or part.startswith("function-"):
-            continue
-        else:
+        elif isinstance(previous, int) and part in ("pickup", "sftp"):
+            pass  # the union's tag; the field of the same name follows
+        elif not (part[:1].isupper() or part.startswith("function-")):
             out += ("." if out else "") + part
+        previous = part
     return out or "(top level)"
 
 

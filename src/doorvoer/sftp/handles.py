@@ -95,6 +95,7 @@ class DownloadHandle:
     reader: WindowReader
     served: list[tuple[int, int]] = field(default_factory=list)  # merged [start, end)
     client_closed: bool = False
+    eof_seen: bool = False  # the client asked past the end and was told EOF
 
     def note_served(self, start: int, end: int) -> None:
         if end <= start:
@@ -111,7 +112,9 @@ class DownloadHandle:
 
     @property
     def complete(self) -> bool:
+        """Every byte was served, and the client closed the file or read up to EOF
+        (lftp reads to EOF and then drops the connection without a CLOSE)."""
         size = self.pickup.size
-        if size == 0:
-            return True
-        return bool(self.served) and self.served[0][0] == 0 and self.served[0][1] >= size
+        covered = size == 0 or (
+            bool(self.served) and self.served[0][0] == 0 and self.served[0][1] >= size)
+        return covered and (self.client_closed or self.eof_seen)

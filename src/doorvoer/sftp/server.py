@@ -427,6 +427,8 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         size = min(size, protocol.MAX_READ)
         data = file_obj.reader.read(offset, size)
         file_obj.note_served(offset, offset + len(data))
+        if not data and offset >= file_obj.pickup.size:
+            file_obj.eof_seen = True
         return data
 
     def fstat(self, file_obj: object) -> SFTPAttrs:
@@ -463,7 +465,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         elif isinstance(file_obj, DownloadHandle):
             self._handles -= 1
             file_obj.reader.close()
-            if file_obj.complete and file_obj.client_closed:
+            if file_obj.complete:
                 await asyncio.to_thread(transfers.mark_fetched, self._ctx,
                                         file_obj.pickup.delivery_id)
 

@@ -366,18 +366,16 @@ def _settle(s: Session, ctx: Context, t: Transfer) -> None:
     if t.state.final or t.state not in (State.DELIVERING, State.READY):
         return
     deliveries = list(s.scalars(select(Delivery).where(Delivery.transfer_id == t.id)))
+    failed = [d for d in deliveries if d.state in (DState.FAILED, DState.EXPIRED)]
+    # A failed target is reported at once, even while another still waits.
+    t.error = "; ".join(
+        f"target {d.target_no + 1} ({d.kind}): {d.error or d.state.lower()}" for d in failed
+    ) or None
     if all(d.state in DFINAL for d in deliveries):
-        failed = [d for d in deliveries if d.state in (DState.FAILED, DState.EXPIRED)]
         done = [d.done_at for d in deliveries if d.done_at is not None]
         if done and not failed:
             t.delivered_at = max(done)
-        reason = None
-        if failed:
-            reason = "; ".join(
-                f"target {d.target_no + 1} ({d.kind}): {d.error or d.state.lower()}"
-                for d in failed
-            )
-        _finish(s, ctx, t, State.FAILED if failed else State.ERASED, reason)
+        _finish(s, ctx, t, State.FAILED if failed else State.ERASED, t.error)
         return
     pending_push = any(d.kind != "pickup" and d.state not in DFINAL for d in deliveries)
     t.state = State.DELIVERING if pending_push else State.READY
