@@ -127,6 +127,8 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
     def _accept(self, account: Any, tenant: Any) -> bool:
         assert self._conn is not None
         key = account.id
+        if self._counted == key:
+            return True  # asyncssh asks twice for a key: the query, then the signature
         if self._sessions.open[key] >= self._sessions.limit:
             log.warning("session limit reached", extra={"account": account.name})
             return False
@@ -419,6 +421,9 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         except DiskFull:
             file_obj.refused = "the server's disk is full"
             raise SFTPNoSpaceOnFilesystem("the server's disk is full") from None
+        except OSError as exc:
+            file_obj.refused = exc.strerror or "the server could not store the file"
+            raise SFTPFailure(file_obj.refused) from None
         return len(data)
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:

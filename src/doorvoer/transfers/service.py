@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -258,7 +258,7 @@ def process_transfer(ctx: Context, transfer_id: str) -> State:
             source: BinaryIO = ctx.vault.open(s, input_blob)
         try:
             result = run_transform(
-                spec.read, spec.transform, spec.write, source, writer,
+                spec.read, spec.transform, spec.write, source, cast(BinaryIO, writer),
                 Limits(memory_limit_mb=ctx.settings.transform_memory_mb,
                        time_limit_s=ctx.settings.transform_time_s),
             )

@@ -61,6 +61,7 @@ class _SyncedFile(io.RawIOBase):
         self._f = f
         self._fsync = fsync
         self.size = 0
+        self.disk_full = False
 
     def writable(self) -> bool:
         return True
@@ -70,6 +71,7 @@ class _SyncedFile(io.RawIOBase):
             n = self._f.write(b)
         except OSError as exc:
             if exc.errno == 28:  # ENOSPC
+                self.disk_full = True
                 raise DiskFull(28, "the vault's disk is full") from None
             raise
         self.size += n
@@ -98,14 +100,28 @@ class BlobWriter:
         self._vault = vault
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        n = self._stream.write(data)
+        try:
+            n = self._stream.write(data)
+        except Exception as exc:
+            raise self._storage_error(exc) from None
         self.plaintext_bytes += len(data)
         return n if n is not None else len(data)
 
     def close(self) -> int:
         """Seal the blob (final segment, fsync). Returns the plaintext size."""
-        self._stream.close()
+        try:
+            self._stream.close()
+        except Exception as exc:
+            raise self._storage_error(exc) from None
         return self.plaintext_bytes
+
+    def _storage_error(self, exc: Exception) -> OSError:
+        # Tink reports a failed write of its destination in its own words.
+        if self._file.disk_full:
+            return DiskFull(28, "the vault's disk is full")
+        if isinstance(exc, OSError):
+            return exc
+        return OSError(5, "the vault could not store the file")
 
     def abort(self) -> None:
         try:

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 1edec3b1b352
-Revises: 
+Revises:
 Create Date: 2026-11-22 02:08:12.961339
 """
 from collections.abc import Sequence
