@@ -97,10 +97,10 @@ def ctx(tmp_path: Path, database_url: str) -> Iterator[Context]:
 class NodeThread:
     """A real node on its own event loop in a background thread."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, web: bool = False) -> None:
         self.ctx = ctx
         self.loop = asyncio.new_event_loop()
-        self.node = Node(ctx, "127.0.0.1", 0)
+        self.node = Node(ctx, "127.0.0.1", 0, http_port_wanted=0 if web else None)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def start(self) -> NodeThread:
@@ -111,6 +111,10 @@ class NodeThread:
     @property
     def port(self) -> int:
         return self.node.sftp_port
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.node.http_port}"
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.node.stop(), self.loop).result(30)

@@ -17,6 +17,7 @@ from doorvoer.db import checkpoint
 from doorvoer.delivery.service import push_pending
 from doorvoer.sftp.server import start_server
 from doorvoer.transfers import service as transfers
+from doorvoer.web.server import WebServer
 
 log = logging.getLogger("doorvoer.node")
 
@@ -42,10 +43,18 @@ class Node:
     ctx: Context
     host: str
     port: int
+    http_host: str = "127.0.0.1"
+    http_port_wanted: int | None = None  # None: no portal (tests of the SFTP side)
     acceptor: asyncssh.SSHAcceptor | None = None
+    web: WebServer | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: bool = False
+
+    @property
+    def http_port(self) -> int:
+        assert self.web is not None
+        return self.web.port
 
     @property
     def sftp_port(self) -> int:
@@ -62,11 +71,15 @@ class Node:
         if erased:
             log.info("residue sweep", extra={"erased_blobs": erased})
         self.acceptor = await start_server(self.ctx, self.host, self.port)
+        if self.http_port_wanted is not None:
+            self.web = WebServer(self.ctx, self.http_host, self.http_port_wanted)
+            await self.web.start()
         for i in range(self.ctx.settings.workers):
             self._spawn(f"worker-{i}", self._worker)
         self._spawn("deliveries", self._deliveries)
         self._spawn("housekeeping", self._housekeeping)
-        log.info("node started", extra={"sftp_port": self.sftp_port, "node": self.ctx.node_id})
+        log.info("node started", extra={"sftp_port": self.sftp_port, "node": self.ctx.node_id,
+                                        "https_port": self.web.port if self.web else None})
 
     def _spawn(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
         self._tasks.append(asyncio.create_task(self._forever(name, fn), name=name))
@@ -111,6 +124,8 @@ class Node:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.web is not None:
+            await self.web.stop()
         if self.acceptor is not None:
             self.acceptor.close()
             await self.acceptor.wait_closed()

@@ -9,6 +9,7 @@ import asyncssh
 from doorvoer.config import Settings
 from doorvoer.context import Context
 from doorvoer.migrate import upgrade
+from doorvoer.web.tls import ensure_self_signed
 
 
 def init_data_dir(settings: Settings) -> Context:
@@ -19,6 +20,8 @@ def init_data_dir(settings: Settings) -> Context:
         key.write_private_key(str(settings.host_key_path))
         os.chmod(settings.host_key_path, 0o600)
         key.write_public_key(str(settings.host_key_path) + ".pub")
+    if not (settings.tls_cert and settings.tls_key):
+        ensure_self_signed(*settings.tls_paths)
     ctx = Context.open(settings)
     upgrade(ctx.engine)
     return ctx

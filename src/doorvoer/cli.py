@@ -33,11 +33,13 @@ account_app = typer.Typer(no_args_is_help=True, help="SFTP accounts of a tenant.
 process_app = typer.Typer(no_args_is_help=True, help="Processes: what happens to a file.")
 connection_app = typer.Typer(no_args_is_help=True, help="Targets that outputs are pushed to.")
 transfers_app = typer.Typer(no_args_is_help=True, help="Transfers: each file's passage.")
+user_app = typer.Typer(no_args_is_help=True, help="People who use the portal.")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(account_app, name="account")
 app.add_typer(process_app, name="process")
 app.add_typer(connection_app, name="connection")
 app.add_typer(transfers_app, name="transfers")
+app.add_typer(user_app, name="user")
 
 out = Console()
 err = Console(stderr=True)
@@ -99,9 +101,13 @@ def serve(
     data_dir: DataDir = None,
     sftp_port: Annotated[int | None, typer.Option(help="SFTP port [default 2222]")] = None,
     sftp_host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTPS port [default 8443]")] = None,
+    http_host: Annotated[str | None, typer.Option(help="Address for HTTPS")] = None,
 ) -> None:
-    """Run the node: SFTP, workers and deliveries, until SIGINT or SIGTERM."""
-    settings = settings_for(data_dir, sftp_port=sftp_port, sftp_host=sftp_host)
+    """Run the node: SFTP, HTTPS portal and API, workers and deliveries, until SIGINT or
+    SIGTERM."""
+    settings = settings_for(data_dir, sftp_port=sftp_port, sftp_host=sftp_host,
+                            http_port=http_port, http_host=http_host)
     logsetup.setup(settings.log_level)
     with opened(settings) as ctx:
         from doorvoer.migrate import upgrade
@@ -113,16 +119,19 @@ def serve(
 async def _serve(ctx: Context) -> None:
     from doorvoer.app import Node
 
-    node = Node(ctx, ctx.settings.sftp_host, ctx.settings.sftp_port)
+    node = Node(ctx, ctx.settings.sftp_host, ctx.settings.sftp_port,
+                http_host=ctx.settings.http_host, http_port_wanted=ctx.settings.http_port)
     try:
         await node.start()
     except OSError as exc:
-        raise fail(f"cannot listen on port {ctx.settings.sftp_port}: {exc.strerror}") from None
+        raise fail(f"cannot listen (SFTP port {ctx.settings.sftp_port}, HTTPS port "
+                   f"{ctx.settings.http_port}): {exc.strerror}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    err.print(f"doorvoer serving SFTP on {ctx.settings.sftp_host}:{node.sftp_port}")
+    err.print(f"doorvoer serving SFTP on {ctx.settings.sftp_host}:{node.sftp_port}, "
+              f"HTTPS on {ctx.settings.http_host}:{node.http_port}")
     await stop.wait()
     await node.stop()
 
@@ -177,6 +186,36 @@ def account_create(
     with unit_of_work(data_dir) as (_, s):
         create_account(s, tenant, name, keys, password)
     out.print(f"account {name}@{tenant} created")
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    role: Annotated[str, typer.Option(help="operator_admin, support, sysadmin, tenant_admin, "
+                                           "tenant_member or external")],
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    tenant: Annotated[str | None, typer.Option(help="The tenant (not for staff)")] = None,
+    permissions: Annotated[str, typer.Option(
+        help="External users: comma-separated (reports, transfers, processes)")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a portal user: the first operator admin, or a tenant's admin. The password
+    is read from standard input."""
+    from doorvoer.access.policy import Role
+    from doorvoer.accounts.people import create_user
+    from doorvoer.tenants.service import require_tenant
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        roles = ", ".join(r.value for r in Role if r != Role.ACCOUNT)
+        raise fail(f"--role {role!r}: use one of {roles}") from None
+    password = sys.stdin.readline().rstrip("\r\n")
+    with unit_of_work(data_dir) as (_, s):
+        tenant_id = require_tenant(s, tenant).id if tenant else None
+        create_user(s, email, name, role_value, tenant_id, password,
+                    frozenset(p.strip() for p in permissions.split(",") if p.strip()))
+    out.print(f"user {email} created ({role_value.label})")
 
 
 @process_app.command("apply")

@@ -28,7 +28,20 @@ class Settings(BaseSettings):
 
     sftp_host: str = "0.0.0.0"  # noqa: S104 - a server listens on all interfaces by default
     sftp_port: int = Field(2222, ge=0, le=65535)
+    http_host: str = "0.0.0.0"  # noqa: S104
     http_port: int = Field(8443, ge=0, le=65535)
+    tls_cert: Path | None = None  # PEM; default: a self-signed one made at init
+    tls_key: Path | None = None
+    public_url: str = ""  # base of links in e-mails; default https://localhost:<http_port>
+    session_idle_s: float = Field(30 * 60, gt=0)
+    session_absolute_s: float = Field(12 * 3600, gt=0)
+    reauth_s: float = Field(10 * 60, gt=0)  # a fresh 2FA check is good for this long
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=0, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "doorvoer@localhost"
 
     workers: int = Field(2, ge=1, le=64)
     max_file_bytes: int = Field(2 * 1024**3, ge=1)
@@ -64,6 +77,16 @@ class Settings(BaseSettings):
             f"DOORVOER_STORAGE_URL: unsupported scheme in {self.storage_url.split('://')[0]!r}; "
             "this version stores blobs in a local folder (file:// or a path)"
         )
+
+    @property
+    def tls_paths(self) -> tuple[Path, Path]:
+        if self.tls_cert and self.tls_key:
+            return self.tls_cert, self.tls_key
+        return self.data_dir / "tls" / "cert.pem", self.data_dir / "tls" / "key.pem"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"https://localhost:{self.http_port}").rstrip("/")
 
     @property
     def host_key_path(self) -> Path:

@@ -1,6 +1,15 @@
 """Every table, imported in one place for migrations and `metadata.create_all` checks."""
 
-from doorvoer.accounts.models import Account, AccountKey
+from doorvoer.accounts.models import (
+    Account,
+    AccountKey,
+    ApiToken,
+    EmailToken,
+    LoginFailure,
+    RecoveryCode,
+    User,
+    WebSession,
+)
 from doorvoer.db import Base
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
@@ -10,5 +19,20 @@ from doorvoer.vault.models import BlobKey
 
 metadata = Base.metadata
 
-__all__ = ["Account", "AccountKey", "BlobKey", "Connection", "Delivery", "Process", "Tenant",
-           "Transfer", "metadata"]
+__all__ = [
+    "Account",
+    "AccountKey",
+    "ApiToken",
+    "BlobKey",
+    "Connection",
+    "Delivery",
+    "EmailToken",
+    "LoginFailure",
+    "Process",
+    "RecoveryCode",
+    "Tenant",
+    "Transfer",
+    "User",
+    "WebSession",
+    "metadata",
+]

@@ -29,8 +29,10 @@ from asyncssh import (
     SFTPPermissionDenied,
 )
 
+from doorvoer.access.policy import Action, Actor, Resource, Role, authorize
 from doorvoer.accounts.service import check_password, find_login
 from doorvoer.context import Context
+from doorvoer.errors import Denied
 from doorvoer.processes.service import inbox_folders, outbox_folders
 from doorvoer.sftp import protocol
 from doorvoer.sftp.handles import DownloadHandle, UploadHandle, WriteRefused
@@ -198,9 +200,16 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         login = chan.get_connection().get_extra_info("doorvoer_login")
         assert isinstance(login, Login)
         self._login = login
+        self._actor = Actor(user_id=None, role=Role.ACCOUNT, tenant_id=login.tenant_id)
         self._handles = 0
 
     # ---------------------------------------------------------------- helpers
+    def _allow(self, action: Action) -> None:
+        try:
+            authorize(self._actor, action, Resource(self._login.tenant_id))
+        except Denied:
+            _deny()
+
     def _loc(self, raw: bytes) -> Location:
         try:
             return resolve(raw)
@@ -313,6 +322,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
             raise SFTPNoSuchFile("no such file") if not self._is_dir(loc) else _deny()
         assert loc.folder is not None
         assert loc.name is not None
+        self._allow(Action.UPLOAD if loc.box == "inbox" else Action.PICKUP)
         try:
             if loc.box == "inbox":
                 transfers.remove_upload(self._ctx, self._login.tenant_id, loc.folder, loc.name)
@@ -331,6 +341,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
             _deny("only files in the inbox can be renamed, and only within it")
         target = self._inbox_target(new)
         source = self._inbox_target(old)
+        self._allow(Action.UPLOAD)
         try:
             transfers.rename_upload(self._ctx, self._login.tenant_id, source, target)
         except FileNotFoundError:
@@ -378,6 +389,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
             if self._is_dir(loc):
                 _deny("that is a folder")
             folder, name = self._inbox_target(loc)
+            self._allow(Action.UPLOAD)
             if pflags & FXF_EXCL and self._entry(loc) is not None:
                 raise SFTPFileAlreadyExists("a file of that name is waiting already")
             if not pflags & FXF_CREAT:
@@ -402,6 +414,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
                 raise SFTPNoSuchFile("no such file")
             assert loc.folder is not None
             assert loc.name is not None
+            self._allow(Action.PICKUP)
             pickup = transfers.open_pickup(self._ctx, self._login.tenant_id, loc.folder, loc.name)
             if pickup is None:
                 raise SFTPNoSuchFile("no such file")

@@ -1,0 +1,132 @@
+"""The one authorization policy. Every door asks `authorize(actor, action, resource)`;
+no door decides access by itself.
+
+Tenant data is reachable only by people of that tenant (and, in a later issue, by
+support staff holding the tenant's grant). Staff without a grant see tenant names
+and counts only (P11, P12)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from doorvoer.errors import Denied
+
+
+class Role(StrEnum):
+    TENANT_ADMIN = "tenant_admin"
+    TENANT_MEMBER = "tenant_member"
+    EXTERNAL = "external"  # an outside accountant or adviser, invited by a tenant admin
+    OPERATOR_ADMIN = "operator_admin"
+    SUPPORT = "support"
+    SYSADMIN = "sysadmin"
+    ACCOUNT = "account"  # a tenant's machine login (SFTP)
+
+    @property
+    def is_staff(self) -> bool:
+        return self in STAFF
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+STAFF = frozenset({Role.OPERATOR_ADMIN, Role.SUPPORT, Role.SYSADMIN})
+TENANT_ROLES = frozenset({Role.TENANT_ADMIN, Role.TENANT_MEMBER, Role.EXTERNAL})
+PEOPLE_ROLES = TENANT_ROLES | STAFF
+
+
+class Action(StrEnum):
+    # A tenant's own data
+    VIEW_DASHBOARD = "tenant:dashboard:view"
+    VIEW_PROCESSES = "tenant:processes:view"
+    VIEW_TRANSFERS = "tenant:transfers:view"
+    VIEW_REPORTS = "tenant:reports:view"
+    UPLOAD = "tenant:files:upload"
+    PICKUP = "tenant:files:pickup"
+    VIEW_USERS = "tenant:users:view"
+    INVITE_USERS = "tenant:users:invite"
+    MANAGE_USERS = "tenant:users:manage"
+    MANAGE_TOKENS = "tenant:tokens:manage"
+    MANAGE_SETTINGS = "tenant:settings:manage"
+    # The operator's side
+    VIEW_TENANT_LIST = "operator:tenants:view"
+    MANAGE_TENANTS = "operator:tenants:manage"
+    VIEW_STAFF = "operator:staff:view"
+    MANAGE_STAFF = "operator:staff:manage"
+    # One's own account
+    MANAGE_OWN_ACCOUNT = "self:account:manage"
+
+
+# What an external user may be given: the admin picks from these when inviting.
+EXTERNAL_PERMISSIONS: dict[str, frozenset[Action]] = {
+    "reports": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_REPORTS}),
+    "transfers": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_TRANSFERS}),
+    "processes": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES}),
+}
+
+_MEMBER = frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES, Action.VIEW_TRANSFERS,
+                     Action.VIEW_REPORTS, Action.UPLOAD, Action.VIEW_USERS})
+_ADMIN = _MEMBER | {Action.INVITE_USERS, Action.MANAGE_USERS, Action.MANAGE_TOKENS,
+                    Action.MANAGE_SETTINGS}
+_STAFF: dict[Role, frozenset[Action]] = {
+    Role.OPERATOR_ADMIN: frozenset({Action.VIEW_TENANT_LIST, Action.MANAGE_TENANTS,
+                                    Action.VIEW_STAFF, Action.MANAGE_STAFF}),
+    Role.SUPPORT: frozenset({Action.VIEW_TENANT_LIST}),
+    Role.SYSADMIN: frozenset({Action.VIEW_TENANT_LIST}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a person logged in to the portal, or an API token of a tenant."""
+
+    user_id: str | None
+    role: Role
+    tenant_id: str | None
+    permissions: frozenset[str] = frozenset()  # external users: keys of EXTERNAL_PERMISSIONS
+    scopes: frozenset[Action] | None = None  # API tokens: at most these actions
+    two_factor: bool = False  # the session passed a second factor (staff must)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What is acted on: a tenant's data (tenant_id), or the operator's side (None)."""
+
+    tenant_id: str | None = None
+
+
+OPERATOR = Resource(None)
+
+
+def allowed_actions(actor: Actor) -> frozenset[Action]:
+    if actor.role.is_staff:
+        base = _STAFF[actor.role] if actor.two_factor else frozenset()
+    elif actor.role == Role.TENANT_ADMIN:
+        base = _ADMIN
+    elif actor.role == Role.TENANT_MEMBER:
+        base = _MEMBER
+    elif actor.role == Role.ACCOUNT:
+        base = frozenset({Action.UPLOAD, Action.PICKUP})
+    else:
+        base = frozenset().union(*(EXTERNAL_PERMISSIONS.get(p, frozenset())
+                                   for p in actor.permissions))
+    base = base | {Action.MANAGE_OWN_ACCOUNT} if actor.user_id else base
+    return base & actor.scopes if actor.scopes is not None else base
+
+
+def is_allowed(actor: Actor, action: Action, resource: Resource = OPERATOR) -> bool:
+    if action not in allowed_actions(actor):
+        return False
+    if action.value.startswith("tenant:"):
+        return resource.tenant_id is not None and resource.tenant_id == actor.tenant_id
+    if action.value.startswith("operator:"):
+        return actor.role.is_staff and resource.tenant_id is None
+    return True
+
+
+def authorize(actor: Actor | None, action: Action, resource: Resource = OPERATOR) -> Actor:
+    """Return the actor when the action is allowed; raise Denied otherwise."""
+    if actor is None or not is_allowed(actor, action, resource):
+        raise Denied(action.value)
+    return actor

@@ -1,0 +1,88 @@
+"""The portal and JSON API (FastAPI), served over HTTPS by the node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import RedirectResponse, Response
+
+from doorvoer import __version__
+from doorvoer.context import Context
+from doorvoer.errors import Denied, UserError
+from doorvoer.web import auth_views
+from doorvoer.web.deps import CsrfFailed, LoginRequired, SecondFactorRequired, render
+from doorvoer.web.security import SecurityHeaders
+
+API_PREFIX = "/api/"
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX)
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="Doorvoer API", version=__version__,
+        description="Zero-retention file transfer: upload files into a process's inbox, "
+                    "follow their transfers. Authenticate with a personal API token: "
+                    "`Authorization: Bearer <token>`.",
+        openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
+              name="static")
+    app.include_router(auth_views.router)
+    for module in _routers():
+        app.include_router(module.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "authentication required"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", 303)
+
+    @app.exception_handler(SecondFactorRequired)
+    async def _second(request: Request, exc: SecondFactorRequired) -> Response:
+        return RedirectResponse("/login/2fa", 303)
+
+    @app.exception_handler(Denied)
+    async def _denied(request: Request, exc: Denied) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "not allowed"}, 403)
+        return render(request, "error.html", title="Not allowed", status_code=403,
+                      message="You do not have access to this page.")
+
+    @app.exception_handler(CsrfFailed)
+    async def _csrf(request: Request, exc: CsrfFailed) -> Response:
+        return render(request, "error.html", title="Form expired", status_code=403,
+                      message="This form has expired. Go back, reload the page and try again.")
+
+    @app.exception_handler(UserError)
+    async def _user_error(request: Request, exc: UserError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, 400)
+        return render(request, "error.html", title="That did not work", status_code=400,
+                      message=str(exc))
+
+    return app
+
+
+def _routers() -> list:  # type: ignore[type-arg]
+    """The routers of the areas that have pages or API routes."""
+    import importlib
+
+    found = []
+    for name in ("account_views", "tenant_views", "operator_views", "api"):
+        try:
+            found.append(importlib.import_module(f"doorvoer.web.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"doorvoer.web.{name}":
+                raise
+    return found
