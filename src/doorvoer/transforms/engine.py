@@ -1,0 +1,168 @@
+"""Run one transform: read the input stream, run the SQL, write the output stream.
+
+Nothing is written to disk on the way. A CSV reader streams record batches
+into DuckDB, which streams its result back in batches to the writer; JSON input
+is held in memory as Arrow columns first (see `jsonread.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+import duckdb
+import pyarrow as pa
+
+from doorvoer.transforms import sandbox
+from doorvoer.transforms.clock import Deadline
+from doorvoer.transforms.csvread import CsvInput
+from doorvoer.transforms.errors import TransformError
+from doorvoer.transforms.jsonread import JsonInput
+from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
+from doorvoer.transforms.sqlerrors import map_error
+from doorvoer.transforms.writers import Writer, make_writer
+
+RESULT_BATCH_ROWS = 16_384
+
+
+@dataclass
+class TransformResult:
+    rows_in: int
+    rows_out: int
+    columns_out: list[str] = field(default_factory=list)
+
+
+def output_extension(write: WriteSpec) -> str:
+    return write.format
+
+
+def render_filename(write: WriteSpec, input_name: str, seq: int | None, today: dt.date) -> str:
+    """The output's file name from the spec's template.
+
+    `{stem}` is the input's name without its last suffix, `{name}` the whole
+    name, `{ext}` the output format's extension, `{date}` today as YYYY-MM-DD
+    and `{seq}` the sequence number (1 when none is given).
+    """
+    name = PurePosixPath(input_name.replace("\\", "/")).name
+    values = {
+        "stem": PurePosixPath(name).stem if name else "",
+        "name": name,
+        "ext": output_extension(write),
+        "date": today.isoformat(),
+        "seq": str(seq if seq is not None else 1),
+    }
+    rendered = string.Formatter().vformat(write.filename, (), values)
+    rendered = rendered.replace("/", "_").replace("\\", "_").replace("\0", "_")
+    if rendered.strip(". ") == "":
+        raise TransformError("output", "the file name template gives an empty file name")
+    return rendered
+
+
+def run_transform(
+    read: ReadSpec,
+    transform: TransformSpec,
+    write: WriteSpec,
+    source: BinaryIO,
+    sink: BinaryIO,
+    limits: Limits = Limits(),  # noqa: B008 - Limits is frozen
+) -> TransformResult:
+    """Transform `source` into `sink`; raise TransformError for bad data, SQL or limits.
+
+    `source` is read to its end (even when the query needs fewer rows, so the
+    whole input is validated and counted); `sink` is written and left open.
+    Exceptions raised by `source.read` or `sink.write` themselves pass through
+    unchanged.
+    """
+    error: TransformError | None = None
+    try:
+        return _run(read, transform, write, source, sink, limits)
+    except TransformError as exc:
+        error = exc.detached()
+        # its traceback holds the frames that hold the input that holds it:
+        # break the cycle so DuckDB's objects go away now, not at some GC run
+        exc.__traceback__ = None
+    raise error
+
+
+def _run(
+    read: ReadSpec,
+    transform: TransformSpec,
+    write: WriteSpec,
+    source: BinaryIO,
+    sink: BinaryIO,
+    limits: Limits,
+) -> TransformResult:
+    deadline = Deadline(limits.time_limit_s)
+    with sandbox.connect(limits) as con:
+        sandbox.check_query(con, transform.sql, limits)
+        data = (
+            CsvInput(read, source, deadline)
+            if read.format == "csv"
+            else JsonInput(read, source, deadline)
+        )
+        if data.arrow is not None:
+            con.register("input", data.arrow)
+        sandbox.lock(con)
+        writer = make_writer(write, sink)
+        with deadline.interrupting(con.interrupt):
+            columns = _execute(con, transform.sql, data, writer, deadline, limits)
+        data.drain()
+        writer.finish()
+        return TransformResult(rows_in=data.rows_read, rows_out=writer.rows, columns_out=columns)
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    data: CsvInput | JsonInput,
+    writer: Writer,
+    deadline: Deadline,
+    limits: Limits,
+) -> list[str]:
+    """Run the query and write its result; return the result's column names."""
+    failure: BaseException | None = None
+    reader: pa.RecordBatchReader | None = None
+    try:
+        reader = con.sql(sql).to_arrow_reader(RESULT_BATCH_ROWS)
+    except duckdb.Error as exc:
+        failure = exc
+    if reader is None or failure is not None:
+        raise _query_failure(failure, sql, data, deadline, limits)
+    columns = list(reader.schema.names)
+    writer.begin(columns)
+    while True:
+        batch: pa.RecordBatch | None = None
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            failure = exc
+        if batch is None:
+            reader.close()
+            raise _query_failure(failure, sql, data, deadline, limits)
+        deadline.check()
+        writer.write_batch(batch)
+    reader.close()
+    return columns
+
+
+def _query_failure(
+    failure: BaseException | None,
+    sql: str,
+    data: CsvInput | JsonInput,
+    deadline: Deadline,
+    limits: Limits,
+) -> BaseException:
+    """What to raise for a failed query: the input's own failure comes first."""
+    if data.failure is not None:
+        return data.failure
+    if failure is None:
+        return TransformError("sql", "the query failed")
+    error = map_error(failure, sql, limits, input_empty=data.arrow is None)
+    if error.category == "limit" or not deadline.expired:
+        return error
+    return deadline.error()

@@ -1,0 +1,171 @@
+"""The `read`, `transform` and `write` parts of a process spec, and the limits."""
+
+from __future__ import annotations
+
+import codecs
+import string
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Encodings a reader or writer accepts, by the name codecs.lookup gives them.
+# All are ASCII-compatible, so a line break is the same byte in every one.
+SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
+    {"utf-8", "utf-8-sig", "cp1252", "iso8859-1", "iso8859-15"}
+)
+
+FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
+
+Format = Literal["csv", "json", "jsonl"]
+
+
+def _normalise_encoding(value: str) -> str:
+    try:
+        name = codecs.lookup(value).name
+    except LookupError:
+        name = ""
+    if name not in SUPPORTED_ENCODINGS:
+        allowed = ", ".join(sorted(SUPPORTED_ENCODINGS))
+        raise ValueError(f"unsupported encoding {value!r}; use one of {allowed}")
+    return name
+
+
+def _one_character(value: str, what: str) -> str:
+    if len(value) != 1:
+        raise ValueError(f"{what} must be exactly one character")
+    if value in "\r\n":
+        raise ValueError(f"{what} cannot be a line break")
+    return value
+
+
+class ReadSpec(BaseModel):
+    """How to read the input file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Format
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+    header: bool = True
+    infer: bool = False
+    decimal: str | None = None
+    records: str | None = None
+    max_line_bytes: int = Field(default=1_048_576, ge=1, le=64 * 1_048_576)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        return _one_character(value, "delimiter")
+
+    @field_validator("quote")
+    @classmethod
+    def _quote(cls, value: str) -> str:
+        return _one_character(value, "quote")
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        return _normalise_encoding(value)
+
+    @field_validator("decimal")
+    @classmethod
+    def _decimal(cls, value: str | None) -> str | None:
+        if value not in (None, ",", "."):
+            raise ValueError('decimal must be "," or "."')
+        return value
+
+    @field_validator("records")
+    @classmethod
+    def _records(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(not part for part in value.split("."))):
+            raise ValueError('records must be a dotted path like "data.orders"')
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReadSpec:
+        if self.delimiter == self.quote:
+            raise ValueError("delimiter and quote must differ")
+        if self.records is not None and self.format != "json":
+            raise ValueError("records applies only to format json")
+        return self
+
+
+class TransformSpec(BaseModel):
+    """The DuckDB SQL that turns the table `input` into the output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sql: str
+
+    @field_validator("sql")
+    @classmethod
+    def _sql(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("sql must not be empty")
+        return value
+
+
+class WriteSpec(BaseModel):
+    """How to write the output file and what to call it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Format
+    filename: str = "{stem}.{ext}"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    header: bool = True
+    line_ending: Literal["lf", "crlf"] = "lf"
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("filename must not be empty")
+        if "/" in value or "\\" in value or "\0" in value:
+            raise ValueError("filename must not contain / or \\")
+        try:
+            parsed = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"filename template is malformed: {exc}") from None
+        for _, field, spec, conversion in parsed:
+            if field is None:
+                continue
+            if field not in FILENAME_FIELDS:
+                allowed = ", ".join("{" + name + "}" for name in sorted(FILENAME_FIELDS))
+                raise ValueError(f"filename may only use the fields {allowed}")
+            if spec or conversion:
+                raise ValueError("filename fields take no format spec or conversion")
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        value = _one_character(value, "delimiter")
+        if value == '"':
+            raise ValueError("delimiter cannot be the quote character")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        return _normalise_encoding(value)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one transform may use: DuckDB's memory, wall time, threads."""
+
+    memory_limit_mb: int = 256
+    time_limit_s: float = 60.0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.memory_limit_mb < 1:
+            raise ValueError("memory_limit_mb must be at least 1")
+        if not self.time_limit_s > 0:
+            raise ValueError("time_limit_s must be positive")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
