@@ -72,9 +72,12 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            # Writers queue up instead of failing with "database is locked" on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Any) -> None:
+            # Writers take the write lock up front and queue up, instead of failing with
+            # "database is locked" when a read transaction tries to upgrade; readers
+            # start deferred and never wait for a writer (WAL).
+            write = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         # pysqlite's own transaction handling must be off for BEGIN IMMEDIATE to work.
         @event.listens_for(engine, "connect")
@@ -89,10 +92,14 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+WRITE_OPTION = "doorvoer_write"
+
+
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work that writes: commit on success, roll back on any error."""
     with sessions() as session, session.begin():
+        session.connection(execution_options={WRITE_OPTION: True})
         yield session
 
 

@@ -15,6 +15,8 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import func, select
 
+from doorvoer.access.policy import Role
+from doorvoer.accounts.people import create_user
 from doorvoer.accounts.service import create_account
 from doorvoer.app import Node, free_port
 from doorvoer.bootstrap import host_key_fingerprint, init_data_dir
@@ -25,6 +27,7 @@ from doorvoer.processes.service import apply_process
 from doorvoer.tenants.service import create_tenant
 from doorvoer.transfers.models import Transfer
 from doorvoer.vault.models import BlobKey
+from doorvoer.web.tls import fingerprint
 
 SPEC = """\
 name: orders-to-webshop
@@ -80,6 +83,9 @@ def demo_csv() -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("cp1252")
 
 
+DEMO_ADMIN = "admin@demo.example"
+
+
 def _setup(ctx: Context, key_path: Path, password: str) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     key.write_private_key(str(key_path))
@@ -88,6 +94,7 @@ def _setup(ctx: Context, key_path: Path, password: str) -> None:
         tenant = create_tenant(s, "demo", "Demo Groothandel B.V.", "privacy@demo.example")
         create_account(s, "demo", "demo", [key.export_public_key().decode()], password)
         apply_process(s, tenant, SPEC, "demo process")
+        create_user(s, DEMO_ADMIN, "Demo Admin", Role.TENANT_ADMIN, tenant.id, password)
 
 
 async def _send_and_fetch(port: int, key_path: Path, csv: bytes) -> bytes:
@@ -174,18 +181,21 @@ async def run_demo(console: Console, once: bool, preferred_port: int,
 
         raise UserError(f"{data_dir} holds data already; the demo needs a new folder")
     port = free_port("127.0.0.1", preferred_port)
+    http_port = free_port("127.0.0.1", 8443)
     settings = load_settings(root, sftp_host="127.0.0.1", sftp_port=port, fetch_grace_s=1.0,
-                             stat_grace_s=1.0, fsync=False)
+                             stat_grace_s=1.0, fsync=False, http_host="127.0.0.1",
+                             http_port=http_port)
     ctx = await asyncio.to_thread(init_data_dir, settings)
-    password = secrets.token_urlsafe(12)
+    password = "demo-" + secrets.token_urlsafe(12)
     key_path = root / "demo_id_ed25519"
     await asyncio.to_thread(_setup, ctx, key_path, password)
-    node = Node(ctx, "127.0.0.1", port)
+    node = Node(ctx, "127.0.0.1", port, http_host="127.0.0.1", http_port_wanted=http_port)
     await node.start()
     try:
         console.print(Panel.fit(
             f"Doorvoer demo: data in {root}\nSFTP on 127.0.0.1:{node.sftp_port}, host key "
-            f"{host_key_fingerprint(settings)}", border_style="cyan"))
+            f"{host_key_fingerprint(settings)}\nPortal on https://localhost:{node.http_port}/ "
+            f"(self-signed, {fingerprint(settings.tls_paths[0])})", border_style="cyan"))
         console.print("Uploading a cp1252 order file over SFTP (as orders-week45.csv.filepart, "
                       "then renamed), waiting for the output, fetching it …")
         output = await _send_and_fetch(node.sftp_port, key_path, demo_csv())
@@ -195,8 +205,10 @@ async def run_demo(console: Console, once: bool, preferred_port: int,
             return
         console.print(Panel.fit(
             "Try it by hand (Ctrl-C stops the demo):\n"
+            f"  portal: https://localhost:{node.http_port}/  log in as {DEMO_ADMIN}\n"
+            f"          with the password {password} (the certificate is self-signed)\n"
             f"  sftp -P {node.sftp_port} -i {key_path} demo@localhost\n"
-            f"  or with the password {password}\n"
+            f"  (or with the same password as the portal)\n"
             "  sftp> put yourfile.csv /inbox/orders/\n"
             "  sftp> ls /outbox/orders/      sftp> get /outbox/orders/yourfile.json\n"
             f"  doorvoer transfers list --data-dir {root}",

@@ -32,6 +32,7 @@ from asyncssh import (
 from doorvoer.access.policy import Action, Actor, Resource, Role, authorize
 from doorvoer.accounts.service import check_password, find_login
 from doorvoer.context import Context
+from doorvoer.db import transaction
 from doorvoer.errors import Denied
 from doorvoer.processes.service import inbox_folders, outbox_folders
 from doorvoer.sftp import protocol
@@ -45,6 +46,7 @@ from doorvoer.vault.store import DiskFull
 
 log = logging.getLogger("doorvoer.sftp")
 
+FOLDER_CACHE_S = 2.0
 DIR_MODE = 0o40750
 INBOX_FILE_MODE = 0o100200  # write-only drop box
 OUTBOX_FILE_MODE = 0o100400
@@ -147,7 +149,7 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
             return False
 
         def check() -> tuple[Any, Any] | None:
-            with self._ctx.sessions() as s, s.begin():
+            with transaction(self._ctx.sessions) as s:
                 found = find_login(s, username)
                 account = found[0] if found else None
                 if check_password(s, account, password) and found is not None:
@@ -202,6 +204,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         self._login = login
         self._actor = Actor(user_id=None, role=Role.ACCOUNT, tenant_id=login.tenant_id)
         self._handles = 0
+        self._folder_cache: dict[str, tuple[float, set[str]]] = {}
 
     # ---------------------------------------------------------------- helpers
     def _allow(self, action: Action) -> None:
@@ -217,10 +220,18 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
             raise SFTPNoSuchFile(str(exc)) from None
 
     def _folders(self, box: str) -> set[str]:
+        """The tenant's process folders, cached briefly: every request asks."""
+        now = time.monotonic()
+        cached = self._folder_cache.get(box)
+        if cached is not None and now - cached[0] < FOLDER_CACHE_S:
+            return cached[1]
         with self._ctx.sessions() as s:
             if box == "inbox":
-                return set(inbox_folders(s, self._login.tenant_id))
-            return outbox_folders(s, self._login.tenant_id)
+                folders = set(inbox_folders(s, self._login.tenant_id))
+            else:
+                folders = outbox_folders(s, self._login.tenant_id)
+        self._folder_cache[box] = (now, folders)
+        return folders
 
     def _is_dir(self, loc: Location) -> bool:
         if loc.depth == 0:
@@ -240,10 +251,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         tenant = self._login.tenant_id
         if loc.box == "inbox":
             return transfers.inbox_entry(self._ctx, tenant, loc.folder, loc.name)
-        for e in transfers.outbox_entries(self._ctx, tenant, loc.folder):
-            if e.name == loc.name:
-                return e
-        return None
+        return transfers.outbox_entry(self._ctx, tenant, loc.folder, loc.name)
 
     def _attrs(self, loc: Location) -> SFTPAttrs:
         if self._is_dir(loc):
@@ -267,18 +275,27 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
     def realpath(self, path: bytes) -> bytes:
         return self._loc(path).text().encode()
 
-    def stat(self, path: bytes) -> SFTPAttrs:
+    async def stat(self, path: bytes) -> SFTPAttrs:
+        return await asyncio.to_thread(self._stat, path)
+
+    def _stat(self, path: bytes) -> SFTPAttrs:
         return self._attrs(self._loc(path))
 
-    def lstat(self, path: bytes) -> SFTPAttrs:
+    async def lstat(self, path: bytes) -> SFTPAttrs:
+        return await asyncio.to_thread(self._lstat, path)
+
+    def _lstat(self, path: bytes) -> SFTPAttrs:
         return self._attrs(self._loc(path))
 
-    def setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
+    async def setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
+        return await asyncio.to_thread(self._setstat, path, attrs)
+
+    def _setstat(self, path: bytes, attrs: SFTPAttrs) -> None:
         # rclone sets the mtime of what it just wrote, and uploads again if that fails.
         self._attrs(self._loc(path))
 
-    def lsetstat(self, path: bytes, attrs: SFTPAttrs) -> None:
-        self.setstat(path, attrs)
+    async def lsetstat(self, path: bytes, attrs: SFTPAttrs) -> None:
+        await self.setstat(path, attrs)
 
     async def scandir(self, path: bytes) -> AsyncIterator[SFTPName]:
         loc = self._loc(path)
@@ -316,7 +333,10 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
     def rmdir(self, path: bytes) -> None:
         _deny("folders are fixed and cannot be removed")
 
-    def remove(self, path: bytes) -> None:
+    async def remove(self, path: bytes) -> None:
+        return await asyncio.to_thread(self._remove, path)
+
+    def _remove(self, path: bytes) -> None:
         loc = self._loc(path)
         if loc.depth != 3 or not self._is_dir(Location(loc.parts[:2])):
             raise SFTPNoSuchFile("no such file") if not self._is_dir(loc) else _deny()
@@ -333,7 +353,10 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         except Conflict as exc:
             _deny(str(exc))
 
-    def rename(self, oldpath: bytes, newpath: bytes) -> None:
+    async def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        return await asyncio.to_thread(self._rename, oldpath, newpath)
+
+    def _rename(self, oldpath: bytes, newpath: bytes) -> None:
         old, new = self._loc(oldpath), self._loc(newpath)
         if old.depth < 3 or new.depth < 3:
             _deny("folders are fixed and cannot be renamed")
@@ -350,8 +373,8 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
             raise SFTPFileAlreadyExists(str(exc)) if "waiting" in str(exc) else SFTPFailure(
                 str(exc)) from None
 
-    def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self.rename(oldpath, newpath)
+    async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        await self.rename(oldpath, newpath)
 
     def readlink(self, path: bytes) -> bytes:
         _deny("there are no links here")
@@ -379,7 +402,10 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         raise SFTPOpUnsupported("use SFTP version 3")
 
     # ---------------------------------------------------------------- files
-    def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
+    async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
+        return await asyncio.to_thread(self._open, path, pflags, attrs)
+
+    def _open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
         loc = self._loc(path)
         if self._handles >= self._ctx.settings.max_open_handles:
             raise SFTPFailure("too many open files in this session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from doorvoer.db import checkpoint, transaction, utcnow
 from doorvoer.processes.models import Process
 from doorvoer.processes.service import inbox_folders, spec_of
 from doorvoer.processes.spec import PickupTarget, ProcessSpec
+from doorvoer.reports.service import forget_if_unreported, purge_unreported
 from doorvoer.transfers.models import DFINAL, FINAL, Delivery, DState, State, Transfer
 from doorvoer.transforms import Limits, TransformError, render_filename, run_transform
 from doorvoer.vault.service import BlobWriter
@@ -323,16 +324,17 @@ def _create_deliveries(s: Session, t: Transfer, spec: ProcessSpec, now: datetime
 
 def _free_outbox_name(s: Session, tenant_id: str, folder: str, name: str) -> str:
     """An output never overwrites another still waiting: the name gets -{seq}."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
     taken = set(s.scalars(
         select(Delivery.outbox_name).where(
             Delivery.tenant_id == tenant_id, Delivery.outbox_folder == folder,
+            Delivery.outbox_name.startswith(stem, autoescape=True),
             Delivery.state.in_([DState.READY, DState.FETCHED]))
     ))
     if name not in taken:
         return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
     seq = 2
     while True:
         candidate = f"{stem}-{seq}.{ext}" if dot else f"{stem}-{seq}"
@@ -358,6 +360,8 @@ def _finish(s: Session, ctx: Context, t: Transfer, state: State, reason: str | N
     t.lease_owner = None
     t.lease_until = None
     t.hold_until = None
+    # P4: where the tenant or the process keeps no reports, the record goes too.
+    forget_if_unreported(s, ctx, t)
 
 
 def _settle(s: Session, ctx: Context, t: Transfer) -> None:
@@ -397,35 +401,43 @@ class Pickup:
     size: int
 
 
-def _outbox_rows(s: Session, ctx: Context, tenant_id: str, folder: str) -> list[Delivery]:
-    return list(s.scalars(
-        select(Delivery)
-        .where(Delivery.tenant_id == tenant_id, Delivery.kind == "pickup",
-               Delivery.outbox_folder == folder,
-               Delivery.state.in_([DState.READY, DState.FETCHED]))
-        .order_by(Delivery.outbox_name)
-    ))
+def _outbox_query(tenant_id: str, folder: str, name: str | None = None) -> Any:
+    """Waiting pickups of a folder (one name, or all), with their transfers."""
+    q = (select(Delivery, Transfer)
+         .join(Transfer, Transfer.id == Delivery.transfer_id)
+         .where(Delivery.tenant_id == tenant_id, Delivery.kind == "pickup",
+                Delivery.outbox_folder == folder,
+                Delivery.state.in_([DState.READY, DState.FETCHED])))
+    if name is not None:
+        q = q.where(Delivery.outbox_name == name)
+    return q.order_by(Delivery.outbox_name)
+
+
+def _entry_of(d: Delivery, t: Transfer) -> Entry:
+    assert d.outbox_name is not None
+    return Entry(d.outbox_name, t.bytes_out or 0, t.processed_at or t.opened_at)
 
 
 def outbox_entries(ctx: Context, tenant_id: str, folder: str) -> list[Entry]:
     with ctx.sessions() as s:
-        out = []
-        for d in _outbox_rows(s, ctx, tenant_id, folder):
-            t = s.get_one(Transfer, d.transfer_id)
-            assert d.outbox_name is not None
-            out.append(Entry(d.outbox_name, t.bytes_out or 0, t.processed_at or t.opened_at))
-        return out
+        return [_entry_of(d, t) for d, t in s.execute(_outbox_query(tenant_id, folder))]
+
+
+def outbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry | None:
+    with ctx.sessions() as s:
+        row = s.execute(_outbox_query(tenant_id, folder, name).limit(1)).first()
+        return _entry_of(*row) if row else None
 
 
 def open_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> Pickup | None:
     with ctx.sessions() as s:
-        for d in _outbox_rows(s, ctx, tenant_id, folder):
-            if d.outbox_name == name:
-                t = s.get_one(Transfer, d.transfer_id)
-                if t.output_blob_id is None:
-                    return None
-                return Pickup(d.id, t.id, t.output_blob_id, t.bytes_out or 0)
-    return None
+        row = s.execute(_outbox_query(tenant_id, folder, name).limit(1)).first()
+        if row is None:
+            return None
+        d, t = row
+        if t.output_blob_id is None:
+            return None
+        return Pickup(d.id, t.id, t.output_blob_id, t.bytes_out or 0)
 
 
 def open_blob(ctx: Context, blob_id: str) -> BinaryIO:
@@ -446,13 +458,13 @@ def mark_fetched(ctx: Context, delivery_id: str) -> None:
 
 def remove_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> None:
     with transaction(ctx.sessions) as s:
-        for d in _outbox_rows(s, ctx, tenant_id, folder):
-            if d.outbox_name == name:
-                d.state = DState.PICKED_UP if d.state == DState.FETCHED else DState.REMOVED
-                d.done_at = d.done_at or utcnow()
-                _settle(s, ctx, s.get_one(Transfer, d.transfer_id))
-                return
-    raise FileNotFoundError
+        row = s.execute(_outbox_query(tenant_id, folder, name).limit(1)).first()
+        if row is None:
+            raise FileNotFoundError
+        d, t = row
+        d.state = DState.PICKED_UP if d.state == DState.FETCHED else DState.REMOVED
+        d.done_at = d.done_at or utcnow()
+        _settle(s, ctx, t)
 
 
 # ---------------------------------------------------------------- housekeeping
@@ -502,6 +514,8 @@ def housekeeping(ctx: Context) -> int:
         for tid in touched:
             _settle(s, ctx, s.get_one(Transfer, tid))
             changed += 1
+        # P4: records that ended within the stat grace of a tenant without reports.
+        changed += purge_unreported(s, ctx, now)
     return changed
 
 
@@ -526,13 +540,30 @@ def residue_sweep(ctx: Context) -> int:
     return erased
 
 
-def list_transfers(ctx: Context, tenant_id: str | None = None,
-                   limit: int = 1000) -> list[Transfer]:
+def list_transfers(ctx: Context, tenant_id: str | None = None, limit: int = 1000, *,
+                   state: State | None = None, process: str | None = None,
+                   since: datetime | None = None) -> list[Transfer]:
+    """Newest first. `since` keeps transfers that started at or after that time."""
     with ctx.sessions() as s:
-        q = select(Transfer).order_by(Transfer.opened_at.desc()).limit(limit)
+        q = select(Transfer).order_by(Transfer.opened_at.desc(), Transfer.id).limit(limit)
         if tenant_id is not None:
             q = q.where(Transfer.tenant_id == tenant_id)
+        if state is not None:
+            q = q.where(Transfer.state == state)
+        if process is not None:
+            q = q.where(Transfer.process_name == process)
+        if since is not None:
+            q = q.where(Transfer.opened_at >= since)
         return list(s.scalars(q))
+
+
+def get_transfer(ctx: Context, transfer_id: str, tenant_id: str | None = None) -> Transfer | None:
+    """One transfer; None when it does not exist or belongs to another tenant."""
+    with ctx.sessions() as s:
+        t = s.get(Transfer, transfer_id)
+        if t is None or (tenant_id is not None and t.tenant_id != tenant_id):
+            return None
+        return t
 
 
 def live_count(ctx: Context) -> int:
