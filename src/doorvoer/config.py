@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     push_backoff_s: float = Field(2.0, ge=0)
     transform_memory_mb: int = Field(512, ge=16)
     transform_time_s: float = Field(300.0, gt=0)
-    fsync: bool = True
+    # Durable across a crash of the process by default (like SQLite's WAL with
+    # synchronous=NORMAL); true also survives power loss: each blob is fsynced before the
+    # upload is acknowledged and SQLite commits with synchronous=FULL.
+    fsync: bool = False
     log_level: str = "info"
 
     @property

@@ -30,7 +30,7 @@ class Context:
 
     @classmethod
     def open(cls, settings: Settings) -> Context:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, durable=settings.fsync)
         master = load_master_key(settings.master_key_path, settings.master_key)
         vault = Vault(LocalStore(settings.vault_dir), master, fsync=settings.fsync)
         return cls(settings=settings, engine=engine, sessions=make_sessions(engine), vault=vault,

@@ -53,7 +53,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, durable: bool = False) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -64,7 +64,7 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             # Erased vault keys must not linger in free pages.
             cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA foreign_keys=ON")

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from doorvoer.context import Context
-from doorvoer.db import checkpoint, transaction, utcnow
+from doorvoer.db import checkpoint, new_id, transaction, utcnow
 from doorvoer.processes.models import Process
 from doorvoer.processes.service import inbox_folders, spec_of
 from doorvoer.processes.spec import PickupTarget, ProcessSpec
@@ -54,17 +54,16 @@ def begin_upload(
 ) -> Upload:
     """The transfer row exists from OPEN, so even a crash leaves something to report."""
     now = utcnow()
+    transfer_id = new_id()
     with transaction(ctx.sessions) as s:
-        t = Transfer(
-            tenant_id=tenant_id, account_id=account_id, folder=folder, filename=filename,
-            state=State.RECEIVING, opened_at=now, lease_owner=ctx.node_id,
+        writer = ctx.vault.create(s, transfer_id, "input")
+        s.add(Transfer(
+            id=transfer_id, tenant_id=tenant_id, account_id=account_id, folder=folder,
+            filename=filename, state=State.RECEIVING, opened_at=now, lease_owner=ctx.node_id,
             lease_until=now + timedelta(seconds=ctx.settings.lease_s),
-        )
-        s.add(t)
-        s.flush()
-        writer = ctx.vault.create(s, t.id, "input")
-        t.input_blob_id = writer.blob_id
-    return Upload(t.id, writer)
+            input_blob_id=writer.blob_id,
+        ))
+    return Upload(transfer_id, writer)
 
 
 def complete_upload(ctx: Context, upload: Upload) -> State:
