@@ -9,9 +9,8 @@ from typing import BinaryIO
 
 import asyncssh
 import pytest
-from conftest import CSV_SPEC, NodeThread, add_tenant, asftp, make_ctx, transfers_of, wait_for
 
-from doorvoer.context import Context
+from conftest import CSV_SPEC, NodeThread, add_tenant, asftp, make_ctx, transfers_of, wait_for
 from doorvoer.db import transaction
 from doorvoer.transfers.models import Delivery, DState, State, Transfer
 from doorvoer.vault.store import LocalStore
@@ -70,7 +69,7 @@ class FullDisk(LocalStore):
     def create(self, blob_id: str) -> BinaryIO:
         self.path(blob_id).parent.mkdir(exist_ok=True)
         self.path(blob_id).touch()
-        return open("/dev/full", "wb", buffering=0)  # noqa: SIM115
+        return open("/dev/full", "wb", buffering=0)
 
 
 def test_full_disk_is_a_clear_sftp_error(tmp_path: Path, sqlite_url: str) -> None:
@@ -105,9 +104,8 @@ def test_output_not_fetched_in_time_is_erased_and_reported(tmp_path: Path,
     try:
         async def go() -> None:
             conn, sftp = await asftp(node.port, login)
-            async with conn:
-                async with sftp.open("/inbox/orders/late.csv", "wb") as f:
-                    await f.write(b"id;name;amount\n1;a;1\n")
+            async with conn, sftp.open("/inbox/orders/late.csv", "wb") as f:
+                await f.write(b"id;name;amount\n1;a;1\n")
 
         run(go())
         t = wait_for(lambda: [t for t in transfers_of(ctx) if t.state.final], timeout=20,
@@ -123,11 +121,10 @@ def test_output_not_fetched_in_time_is_erased_and_reported(tmp_path: Path,
 def test_a_push_that_already_landed_is_not_sent_again(tmp_path: Path, sqlite_url: str) -> None:
     """A node died between the rename on the target and the commit: the retry finds the
     final name and records the delivery instead of uploading twice."""
-    from test_delivery import PUSH_SPEC, Target, _connect
-
     from doorvoer.delivery.service import claim_push, push_one
     from doorvoer.processes.service import apply_process
     from doorvoer.tenants.service import require_tenant
+    from test_delivery import PUSH_SPEC, Target, _connect
 
     ctx = make_ctx(tmp_path, sqlite_url)
     target = Target(tmp_path / "partner")
@@ -142,9 +139,8 @@ def test_a_push_that_already_landed_is_not_sent_again(tmp_path: Path, sqlite_url
         try:
             async def go() -> None:
                 conn, sftp = await asftp(node.port, login)
-                async with conn:
-                    async with sftp.open("/inbox/out/twice.csv", "wb") as f:
-                        await f.write(b"id\n1\n")
+                async with conn, sftp.open("/inbox/out/twice.csv", "wb") as f:
+                    await f.write(b"id\n1\n")
 
             run(go())
             landed = target.root / "incoming" / "twice.json"

@@ -297,23 +297,14 @@ def _iso(value: datetime | None) -> str | None:
 def transfer_rows(ctx: Context, tenant: str | None) -> list[dict[str, Any]]:
     from doorvoer.tenants.models import Tenant
     from doorvoer.tenants.service import require_tenant
+    from doorvoer.transfers.schemas import TransferOut
     from doorvoer.transfers.service import list_transfers
 
     with ctx.sessions() as s:
         tenant_id = require_tenant(s, tenant).id if tenant else None
         slugs = {tid: slug for tid, slug in s.execute(select(Tenant.id, Tenant.slug))}
-    rows = []
-    for t in list_transfers(ctx, tenant_id):
-        rows.append({
-            "id": t.id, "tenant": slugs.get(t.tenant_id), "process": t.process_name,
-            "filename": t.path, "state": str(t.state),
-            "received_at": _iso(t.received_at), "processed_at": _iso(t.processed_at),
-            "input_erased_at": _iso(t.input_erased_at), "delivered_at": _iso(t.delivered_at),
-            "erased_at": _iso(t.erased_at), "residence_seconds": t.residence_seconds,
-            "bytes_in": t.bytes_in, "bytes_out": t.bytes_out, "rows_in": t.rows_in,
-            "rows_out": t.rows_out, "error": t.error,
-        })
-    return rows
+    return [TransferOut.of(t, slugs.get(t.tenant_id)).model_dump(mode="json")
+            for t in list_transfers(ctx, tenant_id)]
 
 
 @transfers_app.command("list")

@@ -47,7 +47,9 @@ def check_password_policy(password: str, email: str = "") -> None:
         raise UserError(f"the password is too long: at most {MAX_PASSWORD} characters")
     if password.lower() in _common_passwords():
         raise UserError("that password is on a list of commonly used passwords: pick another")
-    if email and email.split("@")[0].lower() in password.lower():
+    local = email.split("@")[0].lower()
+    # A short e-mail name ("m@…", "jo@…") is in too many good passwords to refuse them.
+    if len(local) >= 4 and local in password.lower():
         raise UserError("the password must not contain your e-mail name")
 
 
@@ -124,6 +126,41 @@ def record_login_failure(session: Session, email: str, address: str) -> None:
     for key in _failure_keys(email, address):
         session.add(LoginFailure(key=key))
     session.execute(delete(LoginFailure).where(LoginFailure.at < utcnow() - LOGIN_WINDOW))
+
+
+class WrongPassword(UserError):
+    """The current password given to confirm a change is not right."""
+
+
+def attempts_exceeded(session: Session, limits: dict[str, int]) -> bool:
+    """Whether any key has reached its limit of recorded attempts within the window
+    (the same table as login failures, other key prefixes: e.g. password reset requests)."""
+    since = utcnow() - LOGIN_WINDOW
+    for key, limit in limits.items():
+        count = session.scalar(select(func.count()).select_from(LoginFailure).where(
+            LoginFailure.key == key, LoginFailure.at >= since)) or 0
+        if count >= limit:
+            return True
+    return False
+
+
+def record_attempt(session: Session, *keys: str) -> None:
+    for key in keys:
+        session.add(LoginFailure(key=key))
+
+
+def clear_login_failures(session: Session, email: str) -> None:
+    """After a successful password reset the owner may log in again at once."""
+    by_name, _ = _failure_keys(email, "")
+    session.execute(delete(LoginFailure).where(LoginFailure.key == by_name))
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """Change one's own password: the current one must be right. Ends every session of
+    the user (the caller starts a new one for the browser that asked)."""
+    if not verify_password(user.password_hash, current):
+        raise WrongPassword("the current password is not right")
+    set_password(session, user, new)
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

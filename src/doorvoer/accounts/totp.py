@@ -8,15 +8,19 @@ import secrets
 import time
 
 import pyotp
-from sqlalchemy import select
+import segno
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from doorvoer.access.policy import Role
 from doorvoer.accounts.models import RecoveryCode, User
 from doorvoer.db import utcnow
+from doorvoer.errors import UserError
 from doorvoer.secrets.sealing import Sealer
 
 STEP = 30
 RECOVERY_CODES = 10
+ISSUER = "Doorvoer"
 
 
 def _context(user: User) -> str:
@@ -94,3 +98,67 @@ def use_recovery_code(session: Session, user: User, code: str) -> bool:
 def remaining_recovery_codes(session: Session, user: User) -> int:
     return len(list(session.scalars(select(RecoveryCode.id).where(
         RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))))
+
+
+# ---------------------------------------------------------------- setting it up
+
+
+def pending_secret(session: Session, sealer: Sealer, user: User) -> str:
+    """The secret being set up (kept sealed in `totp_pending` until a first code confirms
+    it); a new one when there is none, so reloading the setup page keeps the same QR."""
+    if user.totp_pending is not None:
+        return open_secret(sealer, user, user.totp_pending)
+    secret = new_secret()
+    user.totp_pending = seal_secret(sealer, user, secret)
+    return secret
+
+
+def provisioning_uri(user: User, secret: str) -> str:
+    return pyotp.TOTP(secret, interval=STEP).provisioning_uri(name=user.email,
+                                                             issuer_name=ISSUER)
+
+
+def qr_svg(uri: str) -> str:
+    """The QR code as inline SVG without style attributes (the CSP allows no inline
+    style) and without a fixed size (the stylesheet sizes it)."""
+    svg: str = segno.make(uri, error="m").svg_inline(
+        scale=4, svgclass="qr", lineclass=None, omitsize=True, title="QR code for your "
+        "authenticator app", dark="#000", light="#fff")
+    if "style=" in svg or "<script" in svg:  # the page would break under the CSP
+        raise ValueError("segno wrote inline style or script into the QR code")
+    return svg
+
+
+def group(secret: str) -> str:
+    """The secret in groups of four, easier to type in by hand."""
+    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+
+
+def confirm_setup(session: Session, sealer: Sealer, user: User, code: str,
+                  now: float | None = None) -> bool:
+    """Turn two-factor on when `code` matches the pending secret. The code's step counts
+    as used, so it cannot log in a second time."""
+    if user.totp_secret is not None or user.totp_pending is None:
+        return False
+    secret = open_secret(sealer, user, user.totp_pending)
+    step = matching_step(secret, code, now)
+    if step is None:
+        return False
+    user.totp_secret = seal_secret(sealer, user, secret)
+    user.totp_pending = None
+    user.totp_last_step = step
+    user.totp_enabled_at = utcnow()
+    return True
+
+
+def disable(session: Session, user: User) -> None:
+    """Turn two-factor off: the secret and every recovery code are gone. Not for staff:
+    they cannot work without it."""
+    if Role(user.role).is_staff:
+        raise UserError("operator staff cannot work without two-factor authentication, "
+                        "so it cannot be turned off")
+    user.totp_secret = None
+    user.totp_pending = None
+    user.totp_last_step = None
+    user.totp_enabled_at = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))

@@ -63,6 +63,11 @@ def list_processes(session: Session, tenant: Tenant) -> list[Process]:
     )
 
 
+def process_named(session: Session, tenant_id: str, name: str) -> Process | None:
+    return session.scalar(
+        select(Process).where(Process.tenant_id == tenant_id, Process.name == name))
+
+
 def inbox_folders(session: Session, tenant_id: str) -> dict[str, Process]:
     rows = session.scalars(select(Process).where(Process.tenant_id == tenant_id))
     return {p.folder: p for p in rows}

@@ -17,4 +17,5 @@ class Tenant(Base):
     # Purpose: contact and invoicing only (P9).
     contact_email: Mapped[str | None] = mapped_column(String(320))
     report: Mapped[bool] = mapped_column(default=True)
+    contract: Mapped[str] = mapped_column(String(16), default="active")  # active | ended
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -39,3 +39,20 @@ def require_tenant(session: Session, slug: str) -> Tenant:
 
 def list_tenants(session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).order_by(Tenant.slug)))
+
+
+CONTRACT_STATES = ("active", "ended")
+
+
+def set_contract(session: Session, tenant: Tenant, status: str) -> None:
+    """The state of the tenant's contract with the operator (a label for now; erasure at
+    the end of a contract is P19's job)."""
+    if status not in CONTRACT_STATES:
+        raise UserError(f"contract status {status!r}: use {' or '.join(CONTRACT_STATES)}")
+    tenant.contract = status
+
+
+def set_report(session: Session, tenant: Tenant, on: bool) -> None:
+    """Switch per-transfer reporting (P4). Use reports.service.set_reporting, which also
+    forgets what was kept so far."""
+    tenant.report = on

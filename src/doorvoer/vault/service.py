@@ -102,7 +102,7 @@ class BlobWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         try:
             n = self._stream.write(data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Tink's own error types vary
             raise self._storage_error(exc) from None
         self.plaintext_bytes += len(data)
         return n if n is not None else len(data)
@@ -111,7 +111,7 @@ class BlobWriter:
         """Seal the blob (final segment, fsync). Returns the plaintext size."""
         try:
             self._stream.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Tink's own error types vary
             raise self._storage_error(exc) from None
         return self.plaintext_bytes
 

@@ -14,7 +14,14 @@ from doorvoer import __version__
 from doorvoer.context import Context
 from doorvoer.errors import Denied, UserError
 from doorvoer.web import auth_views
-from doorvoer.web.deps import CsrfFailed, LoginRequired, SecondFactorRequired, render
+from doorvoer.web.deps import (
+    CsrfFailed,
+    LoginRequired,
+    ReauthRequired,
+    SecondFactorRequired,
+    TwoFactorSetupRequired,
+    render,
+)
 from doorvoer.web.security import SecurityHeaders
 
 API_PREFIX = "/api/"
@@ -52,6 +59,18 @@ def create_app(ctx: Context) -> FastAPI:
     async def _second(request: Request, exc: SecondFactorRequired) -> Response:
         return RedirectResponse("/login/2fa", 303)
 
+    @app.exception_handler(TwoFactorSetupRequired)
+    async def _setup_2fa(request: Request, exc: TwoFactorSetupRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "two-factor authentication required"}, 403)
+        return RedirectResponse("/account/2fa", 303)
+
+    @app.exception_handler(ReauthRequired)
+    async def _reauth(request: Request, exc: ReauthRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "a fresh two-factor check is required"}, 403)
+        return RedirectResponse(f"/account/reauth?next={quote(exc.next_url)}", 303)
+
     @app.exception_handler(Denied)
     async def _denied(request: Request, exc: Denied) -> Response:
         if _wants_json(request):
@@ -79,7 +98,7 @@ def _routers() -> list:  # type: ignore[type-arg]
     import importlib
 
     found = []
-    for name in ("account_views", "tenant_views", "operator_views", "api"):
+    for name in ("account_views", "tenant_views", "operator_views", "token_views", "api"):
         try:
             found.append(importlib.import_module(f"doorvoer.web.{name}"))
         except ModuleNotFoundError as exc:

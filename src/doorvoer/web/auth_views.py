@@ -40,7 +40,8 @@ THROTTLED = ("Too many failed attempts for this account or from your address. "
 
 def home_for(user: User) -> str:
     if Role(user.role).is_staff:
-        return "/operator/tenants"
+        # Staff cannot work without two-factor: set it up first.
+        return "/operator/tenants" if user.totp_secret is not None else "/account/2fa"
     return "/t/home"
 
 

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse
 
 from doorvoer.access.policy import Action, Actor, Resource, allowed_actions, authorize
 from doorvoer.accounts.models import User, WebSession
-from doorvoer.accounts.people import actor_of, load_session
+from doorvoer.accounts.people import actor_of, fresh_2fa, load_session
 from doorvoer.context import Context
 from doorvoer.db import transaction
 from doorvoer.errors import Denied
@@ -35,6 +35,18 @@ class SecondFactorRequired(Exception):
 
 class CsrfFailed(Exception):
     pass
+
+
+class TwoFactorSetupRequired(Exception):
+    """A staff user without two-factor: nothing works until it is set up (/account/2fa)."""
+
+
+class ReauthRequired(Exception):
+    """A sensitive action needs a fresh second-factor check (/account/reauth)."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
 
 
 def get_ctx(request: Request) -> Context:
@@ -82,15 +94,36 @@ def pending_viewer(viewer: Annotated[Viewer | None, Depends(optional_viewer)]) -
     return viewer
 
 
-def require_viewer(viewer: Annotated[Viewer, Depends(pending_viewer)]) -> Viewer:
+def require_account_viewer(viewer: Annotated[Viewer, Depends(pending_viewer)]) -> Viewer:
+    """Logged in with every factor the user has (staff may still lack 2FA: the account
+    pages are where they set it up)."""
     if viewer.row.pending_2fa:
         raise SecondFactorRequired
     return viewer
 
 
+def require_viewer(viewer: Annotated[Viewer, Depends(require_account_viewer)]) -> Viewer:
+    if viewer.actor.role.is_staff and viewer.user.totp_secret is None:
+        raise TwoFactorSetupRequired
+    return viewer
+
+
 OptionalViewerDep = Annotated[Viewer | None, Depends(optional_viewer)]
 PendingViewerDep = Annotated[Viewer, Depends(pending_viewer)]
+AccountViewerDep = Annotated[Viewer, Depends(require_account_viewer)]
 ViewerDep = Annotated[Viewer, Depends(require_viewer)]
+
+
+def needs_fresh_2fa(ctx: Context, viewer: Viewer) -> bool:
+    """Whether a sensitive action must first ask for a code: the user has 2FA and the
+    session's last check is older than `reauth_s`."""
+    return viewer.user.totp_secret is not None and not fresh_2fa(ctx.settings, viewer.row)
+
+
+def require_fresh_2fa(ctx: Context, viewer: Viewer, next_url: str) -> None:
+    """Guard a sensitive action; `next_url` is the page to return to after the check."""
+    if needs_fresh_2fa(ctx, viewer):
+        raise ReauthRequired(next_url)
 
 
 def tenant_for(ctx: Context, viewer: Viewer, slug: str, action: Action) -> Tenant:

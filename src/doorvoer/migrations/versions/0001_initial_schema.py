@@ -51,6 +51,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('contact_email', sa.String(length=320), nullable=True),
     sa.Column('report', sa.Boolean(), nullable=False),
+    sa.Column('contract', sa.String(length=16), nullable=False),
     sa.Column('created_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tenants')),
     sa.UniqueConstraint('slug', name=op.f('uq_tenants_slug'))

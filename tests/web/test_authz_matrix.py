@@ -1,0 +1,244 @@
+"""The authorization matrix: every route × every role, checked against a table.
+
+A route the table does not list fails the test, so a new route cannot ship without
+someone deciding who may use it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from doorvoer.access.policy import Role
+from doorvoer.accounts.people import create_user, start_session
+from doorvoer.accounts.tokens import SCOPES, create_token
+from doorvoer.context import Context
+from doorvoer.db import transaction
+from doorvoer.tenants.service import require_tenant
+from doorvoer.web.app import create_app
+from doorvoer.web.cookies import SESSION
+
+from .conftest import _root_conftest
+
+root = _root_conftest()
+
+ANON = "anonymous"
+ADMIN, MEMBER, EXTERNAL = "tenant_admin", "tenant_member", "external(reports)"
+OTHER = "other_tenant_admin"
+OPADMIN, SUPPORT, SYSADMIN = "operator_admin", "support", "sysadmin"
+TOKEN, OTHER_TOKEN = "api_token", "other_tenant_api_token"
+PEOPLE = [ANON, ADMIN, MEMBER, EXTERNAL, OTHER, OPADMIN, SUPPORT, SYSADMIN]
+ALL = frozenset(PEOPLE)
+LOGGED_IN = ALL - {ANON}
+TENANT = frozenset({ADMIN, MEMBER, EXTERNAL})
+TENANT_FULL = frozenset({ADMIN, MEMBER})
+STAFF = frozenset({OPADMIN, SUPPORT, SYSADMIN})
+
+# (method, path) -> who is allowed. Tenant routes are requested for tenant "acme"
+# (ADMIN, MEMBER and EXTERNAL belong to it; OTHER is the admin of "globex").
+EXPECTED: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/"): ALL,
+    ("GET", "/login"): ALL,
+    ("POST", "/login"): ALL,
+    ("GET", "/login/2fa"): LOGGED_IN,
+    ("POST", "/login/2fa"): LOGGED_IN,
+    ("POST", "/logout"): LOGGED_IN,
+    ("GET", "/cookies"): ALL,
+    ("GET", "/health"): ALL,
+    ("GET", "/password/forgot"): ALL,
+    ("POST", "/password/forgot"): ALL,
+    ("GET", "/password/reset/{token}"): ALL,
+    ("POST", "/password/reset/{token}"): ALL,
+    ("GET", "/invite/{token}"): ALL,
+    ("POST", "/invite/{token}"): ALL,
+    ("GET", "/account"): LOGGED_IN,
+    ("POST", "/account/password"): LOGGED_IN,
+    ("GET", "/account/reauth"): LOGGED_IN,
+    ("POST", "/account/reauth"): LOGGED_IN,
+    ("GET", "/account/2fa"): LOGGED_IN,
+    ("POST", "/account/2fa/restart"): LOGGED_IN,
+    ("POST", "/account/2fa/confirm"): LOGGED_IN,
+    ("POST", "/account/2fa/disable"): LOGGED_IN - STAFF,  # staff cannot work without 2FA
+    ("POST", "/account/2fa/recovery-codes"): LOGGED_IN,
+    ("GET", "/t/home"): LOGGED_IN,  # sends everyone to their own start page
+    ("GET", "/t/{slug}"): TENANT,
+    ("GET", "/t/{slug}/dashboard"): TENANT,
+    ("GET", "/t/{slug}/processes"): TENANT_FULL,
+    ("GET", "/t/{slug}/transfers"): TENANT,
+    ("GET", "/t/{slug}/settings"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/settings/reporting"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/users"): TENANT_FULL,
+    ("POST", "/t/{slug}/invitations"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/invitations/{invitation_id}/revoke"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/users/{user_id}/remove"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/tokens"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/tokens"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/tokens/{token_id}/revoke"): frozenset({ADMIN}),
+    ("GET", "/operator"): STAFF,
+    ("GET", "/operator/tenants"): STAFF,
+    ("POST", "/operator/tenants"): frozenset({OPADMIN}),
+    ("POST", "/operator/tenants/{slug}/contract"): frozenset({OPADMIN}),
+    ("GET", "/operator/staff"): frozenset({OPADMIN}),
+    ("POST", "/operator/staff"): frozenset({OPADMIN}),
+    # The API authenticates with tokens only: a portal session is not enough.
+    ("GET", "/api/v1/transfers"): frozenset({TOKEN, OTHER_TOKEN}),
+    ("GET", "/api/v1/transfers/{transfer_id}"): frozenset({TOKEN}),
+    ("GET", "/api/v1/processes"): frozenset({TOKEN, OTHER_TOKEN}),
+    ("PUT", "/api/v1/processes/{name}/files/{filename}"): frozenset({TOKEN}),
+}
+
+# How the portal turns a person away: 403, or a redirect to log in (with `next`) or to
+# pass the second factor. The API answers 401 or 403, and 404 for another tenant's
+# objects (so that it does not tell they exist).
+DENIED_REDIRECTS = re.compile(r"^/login(\?next=|/2fa)")
+
+
+@dataclass
+class World:
+    ctx: Context
+    node: root.NodeThread  # type: ignore[name-defined]
+    clients: dict[str, httpx.Client]
+    csrf: dict[str, str]
+    transfer_id: str
+
+
+def _session_client(ctx: Context, base_url: str, email: str | None) -> tuple[httpx.Client, str]:
+    tls = ssl.create_default_context(cafile=str(ctx.settings.tls_paths[0]))
+    client = httpx.Client(base_url=base_url, verify=tls,
+                          follow_redirects=False, timeout=30)
+    if email is None:
+        return client, ""
+    from sqlalchemy import select
+
+    from doorvoer.accounts.models import User
+
+    with transaction(ctx.sessions) as s:
+        user = s.scalars(select(User).where(User.email == email)).one()
+        info = start_session(s, user, two_factor=True, pending_2fa=False)
+        csrf = info.row.csrf_token
+    client.cookies.set(SESSION.name, info.token, domain="127.0.0.1")
+    return client, csrf
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    ctx = root.make_ctx(tmp_path, database_url)
+    root.add_tenant(ctx, tmp_path, "acme")
+    root.add_tenant(ctx, tmp_path, "globex", spec=root.CSV_SPEC.replace("orders", "invoices"))
+    password = "matrix-" + secrets.token_urlsafe(12)
+    people = {
+        ADMIN: (Role.TENANT_ADMIN, "acme", frozenset()),
+        MEMBER: (Role.TENANT_MEMBER, "acme", frozenset()),
+        EXTERNAL: (Role.EXTERNAL, "acme", frozenset({"reports"})),
+        OTHER: (Role.TENANT_ADMIN, "globex", frozenset()),
+        OPADMIN: (Role.OPERATOR_ADMIN, None, frozenset()),
+        SUPPORT: (Role.SUPPORT, None, frozenset()),
+        SYSADMIN: (Role.SYSADMIN, None, frozenset()),
+    }
+    emails = {}
+    tokens = {}
+    with transaction(ctx.sessions) as s:
+        for key, (role, slug, perms) in people.items():
+            tenant_id = require_tenant(s, slug).id if slug else None
+            email = f"{role.value}.{slug or 'op'}.{len(emails)}@example.org"
+            user = create_user(s, email, key, role, tenant_id, password, perms)
+            if role.is_staff:
+                from doorvoer.accounts import totp
+
+                user.totp_secret = totp.seal_secret(ctx.sealer, user, totp.new_secret())
+            emails[key] = email
+        for key, slug in ((TOKEN, "acme"), (OTHER_TOKEN, "globex")):
+            tokens[key] = create_token(s, require_tenant(s, slug).id, None, f"matrix {key}",
+                                       SCOPES, days=1).secret
+    node = root.NodeThread(ctx, web=True).start()
+    clients, csrf = {}, {}
+    for key in PEOPLE:
+        clients[key], csrf[key] = _session_client(ctx, node.base_url, emails.get(key))
+    for key, token in tokens.items():
+        clients[key], _ = _session_client(ctx, node.base_url, None)
+        clients[key].headers["Authorization"] = f"Bearer {token}"
+    # One transfer of acme, so /transfers/{id} has something to find.
+    async def upload() -> None:
+        import asyncssh
+
+        login = root.Login("robot@acme", "", tmp_path / "id_acme", "acme")
+        conn, sftp = await root.asftp(node.port, login)
+        async with conn, sftp.open("/inbox/orders/m.csv", "wb") as f:
+            await f.write(b"id;name;amount\n1;a;1,00\n")
+        del asyncssh
+
+    import asyncio
+
+    asyncio.run(upload())
+    transfer_id = root.wait_for(lambda: root.transfers_of(ctx))[0].id
+    yield World(ctx, node, clients, csrf, transfer_id)
+    for c in clients.values():
+        c.close()
+    node.stop()
+    ctx.close()
+
+
+def _flatten(routes: list[object], prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found += [(m, prefix + route.path) for m in sorted(route.methods) if m != "HEAD"]
+        elif hasattr(route, "original_router"):  # FastAPI's included router
+            sub = route.include_context.prefix  # type: ignore[attr-defined]
+            found += _flatten(route.original_router.routes, prefix + sub)  # type: ignore[attr-defined]
+    return found
+
+
+def _routes(world: World) -> list[tuple[str, str]]:
+    return _flatten(create_app(world.ctx).routes)
+
+
+def _concrete(world: World, path: str) -> str:
+    return (path.replace("{slug}", "acme").replace("{transfer_id}", world.transfer_id)
+            .replace("{name}", "orders").replace("{filename}", "matrix.csv")
+            .replace("{token}", "not-a-real-token").replace("{invitation_id}", "0" * 32)
+            .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32))
+
+
+def _allowed(response: httpx.Response, api: bool) -> bool:
+    if response.status_code == 403 or (api and response.status_code in (401, 404)):
+        return False
+    if response.is_redirect:
+        location = response.headers.get("location", "")
+        return not DENIED_REDIRECTS.match(location)
+    return True
+
+
+def test_every_route_is_in_the_table(world: World) -> None:
+    missing = [r for r in _routes(world) if r not in EXPECTED]
+    stale = [r for r in EXPECTED if r not in _routes(world)]
+    assert missing == [], f"routes without an entry in EXPECTED: {missing}"
+    assert stale == [], f"entries for routes that no longer exist: {stale}"
+
+
+def test_every_role_gets_what_the_table_says(world: World) -> None:
+    wrong = []
+    routes = [r for r in _routes(world) if r != ("POST", "/logout")] + [("POST", "/logout")]
+    for method, path in routes:
+        expected = EXPECTED.get((method, path), frozenset())
+        url = _concrete(world, path)
+        roles = [TOKEN, OTHER_TOKEN, *PEOPLE] if path.startswith("/api/") else PEOPLE
+        for role in roles:
+            client = world.clients[role]
+            if method == "GET":
+                r = client.get(url)
+            elif method == "PUT":
+                r = client.put(url, content=b"id;name;amount\n1;a;1,00\n")
+            else:
+                r = client.request(method, url, data={"csrf": world.csrf.get(role, "")})
+            if _allowed(r, path.startswith("/api/")) != (role in expected):
+                wrong.append(f"{method} {path} as {role}: {r.status_code} "
+                             f"{r.headers.get('location', '')}")
+    assert not wrong, "\n".join(wrong)

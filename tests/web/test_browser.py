@@ -1,0 +1,210 @@
+"""The portal in a real browser: Debian's Chromium driven by Playwright.
+
+A tenant admin logs in, sets up TOTP from the secret on the page, logs out and in
+with a code, sees a replayed code refused and a recovery code work once, invites an
+external accountant who then sees only what the invitation allows, and the charts of
+the transfers report render."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyotp
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from doorvoer.access.policy import Role
+from doorvoer.accounts.people import create_user
+from doorvoer.context import Context
+from doorvoer.db import transaction
+from doorvoer.tenants.service import require_tenant
+
+from .conftest import MailCatcher, _root_conftest
+
+root = _root_conftest()
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ADMIN = "ada@acme.example"
+ACCOUNTANT = "boekhouder@accountants.example"
+PASSWORD = "a quiet river in spring"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def portal(tmp_path: Path, sqlite_url: str,
+           mail_server: tuple[MailCatcher, int]) -> Iterator[tuple[Context, str, MailCatcher]]:
+    catcher, port = mail_server
+    ctx = root.make_ctx(tmp_path, sqlite_url, smtp_host="127.0.0.1", smtp_port=port)
+    login = root.add_tenant(ctx, tmp_path, "acme")
+    with transaction(ctx.sessions) as s:
+        create_user(s, ADMIN, "Ada", Role.TENANT_ADMIN, require_tenant(s, "acme").id, PASSWORD)
+    node = root.NodeThread(ctx, web=True).start()
+
+    async def traffic() -> None:  # a few transfers, so the report has something to show
+        conn, sftp = await root.asftp(node.port, login)
+        async with conn:
+            for i in range(6):
+                async with sftp.open(f"/inbox/orders/week{i}.csv", "wb") as f:
+                    await f.write(b"id;name;amount\n" + b"1;a;1,00\n" * (i + 1) * 50)
+            async with sftp.open("/inbox/orders/broken.csv", "wb") as f:
+                await f.write(b"id;name;amount\n1;a\n")
+            for i in range(4):  # the tenant fetches some outputs: those are done
+                name = f"/outbox/orders/week{i}.json"
+                for _ in range(200):
+                    if await sftp.exists(name):
+                        break
+                    await asyncio.sleep(0.05)
+                async with sftp.open(name, "rb") as f:
+                    await f.read()
+
+    # Playwright's sync API runs an event loop in this thread: upload from another one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, traffic()).result(60)
+    root.wait_for(lambda: len([t for t in root.transfers_of(ctx) if t.state.final]) == 5,
+                  what="the fetched and the failed transfers to finish")
+    yield ctx, node.base_url, catcher
+    node.stop()
+    ctx.close()
+
+
+def _page(browser: Browser) -> Page:
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280,
+                                                                      "height": 900})
+    return context.new_page()
+
+
+def _login(page: Page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def _next_code(totp: pyotp.TOTP, used: set[str]) -> str:
+    """A code not used before (a used one is refused): wait for the next step."""
+    while True:
+        code = totp.now()
+        if code not in used:
+            used.add(code)
+            return code
+        time.sleep(1)
+
+
+def test_totp_setup_login_replay_and_recovery(browser: Browser, portal) -> None:  # type: ignore[no-untyped-def]
+    _ctx, base, mail = portal
+    page = _page(browser)
+    _login(page, base, ADMIN, PASSWORD)
+    expect(page).to_have_url(f"{base}/t/acme/dashboard")
+
+    page.goto(f"{base}/account/2fa")
+    expect(page.locator(".qr-box svg")).to_be_visible()
+    totp = pyotp.TOTP(page.inner_text("#totp-secret").replace(" ", ""))
+    used: set[str] = set()
+    page.fill("input[name=code]", _next_code(totp, used))
+    page.click("text=Turn two-factor on")
+    codes = [c.strip() for c in page.locator("#recovery-codes code").all_inner_texts()]
+    assert len(codes) == 10
+    mail.wait_for(ADMIN, "two-factor")
+    page.click("text=I have saved them")
+
+    # Log out and in again: now the code is asked for.
+    page.click("button:has-text('Log out')")
+    _login(page, base, ADMIN, PASSWORD)
+    expect(page).to_have_url(f"{base}/login/2fa")
+    first = _next_code(totp, used)
+    page.fill("input[name=code]", first)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/t/acme/dashboard")
+
+    # The same code again, in a new login: refused.
+    page.click("button:has-text('Log out')")
+    _login(page, base, ADMIN, PASSWORD)
+    page.fill("input[name=code]", first)
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("not valid")
+    expect(page).to_have_url(f"{base}/login/2fa")
+
+    # A recovery code works once …
+    page.fill("input[name=code]", codes[0])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/t/acme/dashboard")
+    mail.wait_for(ADMIN, "recovery code")
+    # … and not twice.
+    page.click("button:has-text('Log out')")
+    _login(page, base, ADMIN, PASSWORD)
+    page.fill("input[name=code]", codes[0])
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_be_visible()
+    page.fill("input[name=code]", codes[1])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/t/acme/dashboard")
+
+
+def test_external_user_sees_only_what_the_invitation_allows(browser: Browser, portal) -> None:  # type: ignore[no-untyped-def]
+    _ctx, base, mail = portal
+    admin = _page(browser)
+    _login(admin, base, ADMIN, PASSWORD)
+    admin.goto(f"{base}/t/acme/users")
+    admin.fill("input[name=email]", ACCOUNTANT)
+    admin.select_option("select[name=role]", "external")
+    admin.check("input[name=permissions][value=reports]")
+    admin.click("text=Send invitation")
+    expect(admin.locator("body")).to_contain_text(ACCOUNTANT)
+
+    token = mail.link_token(mail.wait_for(ACCOUNTANT, "invit"), "/invite")
+    guest = _page(browser)
+    guest.goto(f"{base}/invite/{token}")
+    guest.fill("input[name=name]", "Bea Boekhouder")
+    guest.fill("input[name=password]", "ledgers and ledgers")
+    guest.fill("input[name=confirm]", "ledgers and ledgers")
+    guest.click("text=Accept and log in")
+    expect(guest).to_have_url(f"{base}/t/acme/dashboard")
+    nav = guest.locator("header nav")
+    expect(nav).not_to_contain_text("Processes")
+    expect(nav).not_to_contain_text("Users")
+    for forbidden in ("processes", "users", "tokens", "settings"):
+        response = guest.goto(f"{base}/t/acme/{forbidden}")
+        assert response is not None and response.status == 403, forbidden
+    assert guest.goto(f"{base}/operator/tenants").status == 403  # type: ignore[union-attr]
+    # The same invitation link does not work twice.
+    other = _page(browser)
+    other.goto(f"{base}/invite/{token}")
+    expect(other.locator("body")).not_to_contain_text("Accept and log in")
+
+
+def test_transfers_report_charts_render(browser: Browser, portal, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _ctx, base, _ = portal
+    page = _page(browser)
+    _login(page, base, ADMIN, PASSWORD)
+    page.goto(f"{base}/t/acme/transfers")
+    expect(page.locator(".chart svg").first).to_be_visible()
+    # Each chart comes in a wide and a narrow drawing; the stylesheet shows one.
+    charts = [c for c in page.locator(".chart svg").all() if c.is_visible()]
+    assert len(charts) >= 3
+    for chart in charts:
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 80
+        assert chart.locator("rect, path, line").count() > 3
+    expect(page.locator("body")).to_contain_text("week3.csv")
+    broken = page.locator("tr", has_text="broken.csv")
+    expect(broken).to_contain_text(re.compile("failed", re.IGNORECASE))
+    expect(broken).to_contain_text("line 2")  # the reason, with its line
+    shot = tmp_path / "transfers-report.png"  # docs/ has one with more data: scripts/
+    page.screenshot(path=str(shot), full_page=True)  # report-screenshot makes it
+    assert shot.stat().st_size > 20_000
