@@ -150,3 +150,22 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
                        check=False)
     assert r.returncode == 1
     assert "sftp_port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_user_create_makes_the_first_operator_admin(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    r = cli("user", "create", "root@operator.example", "--role", "operator_admin",
+            input="a long operator password\n")
+    assert r.exit_code == 0, r.output
+    r = cli("user", "create", "x@operator.example", "--role", "king", input="whatever pw\n")
+    assert r.exit_code == 1 and "--role" in r.output
+    r = cli("user", "create", "y@operator.example", "--role", "support",
+            input="password123456\n")
+    assert r.exit_code == 1 and "common" in r.output
+    cli("tenant", "create", "acme", "--name", "Acme")
+    r = cli("user", "create", "ada@acme.example", "--role", "tenant_admin", "--tenant", "acme",
+            input="a long tenant admin password\n")
+    assert r.exit_code == 0, r.output
+    r = cli("user", "create", "z@acme.example", "--role", "tenant_admin",
+            input="a long tenant admin password\n")
+    assert r.exit_code == 1 and "needs a tenant" in r.output
