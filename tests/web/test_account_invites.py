@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from doorvoer.access.policy import Role
 from doorvoer.accounts.models import EmailToken, User
 from doorvoer.db import transaction, utcnow
+from doorvoer.tenants.service import require_tenant, set_contract
 
 if TYPE_CHECKING:
     from web.conftest import AccountPortal
@@ -121,6 +122,18 @@ def test_invitation_links_expire_and_can_be_revoked(account_portal: AccountPorta
     second = invite(p, admin, "twice@example.org", "tenant_admin", nth=2)
     assert guest.get(f"/invite/{first}").status_code == 410
     assert "tenant admin" in guest.get(f"/invite/{second}").text
+
+    # When the tenant's contract has ended, an open invitation no longer works.
+    ended = invite(p, admin, "after@example.org", "tenant_member", nth=1)
+    with transaction(p.ctx.sessions) as s:
+        set_contract(s, require_tenant(s, "acme"), "ended")
+    r = guest.post(f"/invite/{ended}", data={"name": "After", "password": PASSWORD,
+                                             "confirm": PASSWORD})
+    assert r.status_code == 410
+    with p.ctx.sessions() as s:
+        assert s.scalar(select(User).where(User.email == "after@example.org")) is None
+    with transaction(p.ctx.sessions) as s:
+        set_contract(s, require_tenant(s, "acme"), "active")
 
     # What cannot be invited says why, and keeps what was typed.
     r = p.post(admin, "/t/acme/invitations", {"email": "ext@example.org", "role": "external"},

@@ -26,6 +26,7 @@ from doorvoer.accounts.people import (
 )
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
+from doorvoer.tenants.models import Tenant
 
 INVITE = "invite"
 RESET = "reset"
@@ -137,6 +138,9 @@ def accept_invitation(session: Session, token: str, name: str, password: str) ->
     row = find_invitation(session, token)
     if row is None or row.tenant_id is None or row.role is None:
         raise LinkGone("this invitation is not valid any more")
+    tenant = session.get(Tenant, row.tenant_id)
+    if tenant is None or tenant.contract != "active":
+        raise LinkGone("this invitation is not valid any more: the tenant's contract has ended")
     name = name.strip()
     if not name:
         raise UserError("enter your name")
