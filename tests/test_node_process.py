@@ -65,7 +65,8 @@ class Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "doorvoer.cli", "serve", "--data-dir", str(self.data_dir),
-             "--sftp-port", str(self.port), "--sftp-host", "127.0.0.1"],
+             "--sftp-port", str(self.port), "--sftp-host", "127.0.0.1",
+             "--http-port", str(free_port("127.0.0.1", 0)), "--http-host", "127.0.0.1"],
             stdout=log, stderr=log, env=self.env,
         )
         wait_for(self._listening, timeout=30, what="doorvoer serve to listen")
