@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import os
 import signal
 import subprocess
@@ -22,8 +23,9 @@ from doorvoer.transfers.models import Delivery, State
 from doorvoer.transfers.service import list_transfers
 from doorvoer.vault.models import BlobKey
 
-# Built at run time so that this source file itself does not contain it.
-MARKER = "-".join(["ZQXJ", "SENTINEL", "7781"]).encode()
+# New in every run, so that neither this file nor the output of an earlier run (a log
+# in /tmp, say) can contain it.
+MARKER = f"ZQXJ-{secrets.token_hex(8)}".encode()
 
 SLOW_SPEC = """\
 name: slow

@@ -6,8 +6,12 @@ import csv
 import io
 import json
 
-from hypothesis import given, settings
+import pyarrow as pa
+import pyarrow.csv as pcsv
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
+from doorvoer.transforms.csvread import MAX_COLUMNS, _count_fields
 
 from .helpers import failure, rows, transform
 
@@ -204,3 +208,71 @@ def test_round_trip_of_any_text(table: tuple[int, list[list[str]]], delimiter: s
     data = text.getvalue().encode()
     got = rows(data, read={"delimiter": delimiter})
     assert got == [dict(zip(header, row, strict=True)) for row in body]
+
+
+def _pyarrow_fields(data: bytes, delimiter: str, quote: str) -> int | None:
+    """How many columns pyarrow's reader finds in the first record, None if it cannot read it."""
+    try:
+        reader = pcsv.open_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(autogenerate_column_names=True, use_threads=False),
+            parse_options=pcsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char=quote,
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=lambda _: "skip",
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    return len(reader.schema)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    st.text(alphabet="ab ,;\"'\r\n", max_size=30),
+    st.sampled_from([",", ";"]),
+    st.sampled_from(['"', "'"]),
+)
+def test_the_first_record_has_as_many_fields_as_pyarrow_finds(
+    text: str, delimiter: str, quote: str
+) -> None:
+    # as the reader sees the text: blank lines skipped, a line break at the end
+    text = text.lstrip("\r\n")
+    assume(text)
+    if text[-1] not in "\r\n":
+        text += "\n"
+    data = text.encode()
+    assert _count_fields(data, delimiter.encode(), quote.encode()) == _pyarrow_fields(
+        data, delimiter, quote
+    )
+
+
+def test_first_records_with_quotes_and_line_breaks() -> None:
+    assert rows(b'"a,b",c\n1,2\n') == [{"a,b": "1", "c": "2"}]
+    assert rows(b'"a\r\n,b""",c;d,e\n1,2,3\n') == [{'a\r\n,b"': "1", "c;d": "2", "e": "3"}]
+    assert rows(b'a"b,"c"d,e\n1,2,3\n') == [{'a"b': "1", "cd": "2", "e": "3"}]
+    assert rows(b'"x,y","z"\r"1,2",3\r', read={"header": False}) == [
+        {"column1": "x,y", "column2": "z"},
+        {"column1": "1,2", "column2": "3"},
+    ]
+    assert rows(b"a;b\n1;2\n", read={"delimiter": ";", "quote": "'"}) == [{"a": "1", "b": "2"}]
+    # a first record longer than the first look at the text (64 KiB)
+    wide = [f"een nogal lange kolomnaam {i}" for i in range(3000)]
+    header = ",".join(f'"{name}"' for name in wide).encode()
+    assert len(header) > 64 * 1024
+    [row] = rows(header + b"\n" + b",".join(b"1" for _ in wide) + b"\n")
+    assert list(row) == wide
+
+
+def test_columns_up_to_the_maximum() -> None:
+    header = ",".join(f"c{i}" for i in range(MAX_COLUMNS)).encode()
+    result, _ = transform(header + b"\n" + b",".join([b"x"] * MAX_COLUMNS) + b"\n")
+    assert (result.rows_in, len(result.columns_out)) == (1, MAX_COLUMNS)
+    for values in (b"x", b"1", b""):  # text, or what pyarrow would have typed
+        wider = ",".join(f"c{i}" for i in range(MAX_COLUMNS + 1)).encode()
+        error = failure(wider + b"\n" + b",".join([values] * (MAX_COLUMNS + 1)) + b"\n")
+        assert str(error) == f"csv: more than {MAX_COLUMNS} columns"

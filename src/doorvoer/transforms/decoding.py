@@ -123,6 +123,13 @@ class Utf8Reader(io.RawIOBase):
             position += len(part)
         return buffer
 
+    def close(self) -> None:
+        """Drop the buffered text; the source is the caller's to close."""
+        self._pieces.clear()
+        self._buffered = self._offset = 0
+        self._source_eof = True
+        super().close()
+
     # look-ahead for readers that need to see the start of the text
 
     def peek(self, size: int) -> bytes:
@@ -136,6 +143,13 @@ class Utf8Reader(io.RawIOBase):
             if wanted <= 0:
                 break
         return b"".join(parts)
+
+    def rest_if_within(self, size: int) -> bytes | None:
+        """All the rest of the text if it is at most `size` bytes (then consumed), else None."""
+        self._fill(size + 1)
+        if not self._source_eof or self._buffered > size:
+            return None
+        return self.read()
 
     def skip_blank_lines(self) -> int:
         """Consume line breaks at the current position; return how many."""

@@ -96,6 +96,8 @@ def _run(
     limits: Limits,
 ) -> TransformResult:
     deadline = Deadline(limits.time_limit_s)
+    # a connection of its own to a locked database (see sandbox.py): `input`
+    # goes with the connection when the block ends
     with sandbox.connect(limits) as con:
         sandbox.check_query(con, transform.sql, limits)
         data = (
@@ -103,15 +105,19 @@ def _run(
             if read.format == "csv"
             else JsonInput(read, source, deadline)
         )
-        if data.arrow is not None:
-            con.register("input", data.arrow)
-        sandbox.lock(con)
-        writer = make_writer(write, sink)
-        with deadline.interrupting(con.interrupt):
-            columns = _execute(con, transform.sql, data, writer, deadline, limits)
-        data.drain()
-        writer.finish()
-        return TransformResult(rows_in=data.rows_read, rows_out=writer.rows, columns_out=columns)
+        try:
+            if data.arrow is not None:
+                con.register("input", data.arrow)
+            writer = make_writer(write, sink)
+            with deadline.interrupting(con.interrupt):
+                columns = _execute(con, transform.sql, data, writer, deadline, limits)
+            data.drain()
+            writer.finish()
+            return TransformResult(
+                rows_in=data.rows_read, rows_out=writer.rows, columns_out=columns
+            )
+        finally:
+            data.close()
 
 
 def _execute(
@@ -132,21 +138,23 @@ def _execute(
     if reader is None or failure is not None:
         raise _query_failure(failure, sql, data, deadline, limits)
     columns = list(reader.schema.names)
-    writer.begin(columns)
-    while True:
-        batch: pa.RecordBatch | None = None
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:
-            failure = exc
-        if batch is None:
-            reader.close()
-            raise _query_failure(failure, sql, data, deadline, limits)
-        deadline.check()
-        writer.write_batch(batch)
-    reader.close()
+    try:
+        writer.begin(columns)
+        while True:
+            batch: pa.RecordBatch | None = None
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (duckdb.Error, pa.ArrowException, OSError) as exc:
+                failure = exc
+            if batch is None:
+                raise _query_failure(failure, sql, data, deadline, limits)
+            deadline.check()
+            writer.write_batch(batch)
+    finally:
+        # the query is over (also when writing failed) before its connection closes
+        reader.close()
     return columns
 
 

@@ -99,6 +99,10 @@ class JsonInput:
     def drain(self) -> None:
         """Nothing is left unread: the records were all read up front."""
 
+    def close(self) -> None:
+        """Let go of the records: the transform is over."""
+        self.arrow = None
+
     def _collect(self, records: Iterator[list[dict[str, object]]]) -> None:
         for batch in records:
             self._deadline.check()
