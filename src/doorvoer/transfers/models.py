@@ -59,6 +59,7 @@ class Transfer(Base):
     __table_args__ = (
         Index("ix_transfers_state_lease", "state", "lease_until"),
         Index("ix_transfers_tenant_received", "tenant_id", "received_at"),
+        Index("ix_transfers_inbox_name", "tenant_id", "folder", "filename"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -206,6 +206,8 @@ def claim_next(ctx: Context) -> str | None:
     """Claim one RECEIVED transfer (or one whose processing lease ran out)."""
     now = utcnow()
     lease = now + timedelta(seconds=ctx.settings.lease_s)
+    if not _work_waiting(ctx, now):
+        return None  # a cheap read first: most polls find nothing
     with transaction(ctx.sessions) as s:
         query = (
             select(Transfer.id)
@@ -226,6 +228,17 @@ def claim_next(ctx: Context) -> str | None:
                     attempts=Transfer.attempts + 1)
         )
         return tid if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def _work_waiting(ctx: Context, now: datetime) -> bool:
+    with ctx.sessions() as s:
+        received = s.scalar(select(Transfer.id).where(Transfer.state == State.RECEIVED)
+                            .limit(1))
+        if received is not None:
+            return True
+        stale = s.scalar(select(Transfer.id).where(Transfer.state == State.PROCESSING,
+                                                   Transfer.lease_until < now).limit(1))
+        return stale is not None
 
 
 def process_transfer(ctx: Context, transfer_id: str) -> State:

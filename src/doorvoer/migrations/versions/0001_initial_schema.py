@@ -154,6 +154,7 @@ def upgrade() -> None:
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.create_index('ix_transfers_state_lease', ['state', 'lease_until'], unique=False)
         batch_op.create_index('ix_transfers_tenant_received', ['tenant_id', 'received_at'], unique=False)
+        batch_op.create_index('ix_transfers_inbox_name', ['tenant_id', 'folder', 'filename'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -264,6 +265,7 @@ def downgrade() -> None:
     op.drop_table('users')
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.drop_index('ix_transfers_tenant_received')
+        batch_op.drop_index('ix_transfers_inbox_name')
         batch_op.drop_index('ix_transfers_state_lease')
 
     op.drop_table('transfers')
