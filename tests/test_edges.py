@@ -119,7 +119,7 @@ def test_out_of_order_writes_give_the_exact_bytes(ctx: Context, node: NodeThread
             async with sftp.open("/inbox/orders/shuffled.csv", "wb") as f:
                 await asyncio.gather(*(f.write(c, o) for o, c in chunks))
             await asyncio.sleep(0)
-            for _ in range(100):
+            for _ in range(300):
                 if "shuffled.json" in await sftp.listdir("/outbox/orders"):
                     break
                 await asyncio.sleep(0.1)
@@ -156,7 +156,7 @@ def test_outbox_reads_backwards_past_end_and_again(ctx: Context, node: NodeThrea
         async with conn:
             async with sftp.open("/inbox/orders/b.csv", "wb") as f:
                 await f.write(CSV)
-            for _ in range(100):
+            for _ in range(300):
                 if "b.json" in await sftp.listdir("/outbox/orders"):
                     break
                 await asyncio.sleep(0.1)
@@ -183,7 +183,7 @@ def test_partial_download_does_not_count_as_pickup(ctx: Context, node: NodeThrea
         async with conn:
             async with sftp.open("/inbox/orders/h.csv", "wb") as f:
                 await f.write(CSV)
-            for _ in range(100):
+            for _ in range(300):
                 if "h.json" in await sftp.listdir("/outbox/orders"):
                     break
                 await asyncio.sleep(0.1)
@@ -208,7 +208,7 @@ def test_outputs_never_overwrite_each_other(ctx: Context, node: NodeThread,
                 async with sftp.open("/inbox/orders/same.csv", "wb") as f:
                     await f.write(CSV)
                 await asyncio.sleep(0.5)
-            for _ in range(100):
+            for _ in range(300):
                 names = sorted(n for n in await sftp.listdir("/outbox/orders")
                                if not n.startswith("."))
                 if len(names) == 3:
