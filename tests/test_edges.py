@@ -61,18 +61,28 @@ def test_posix_rename_works_too(ctx: Context, node: NodeThread, login: Login) ->
     assert [t.filename for t in transfers_of(ctx)] == ["p.csv"]
 
 
-def test_unmatched_name_waits_then_is_discarded(ctx: Context, node: NodeThread,
-                                                login: Login) -> None:
-    async def go() -> None:
-        conn, sftp = await asftp(node.port, login)
-        async with conn, sftp.open("/inbox/orders/readme.txt", "wb") as f:
-            await f.write(CSV)
+def test_unmatched_name_waits_then_is_discarded(tmp_path, database_url) -> None:  # type: ignore[no-untyped-def]
+    from conftest import add_tenant, make_ctx
 
-    run(go())
-    t = final(ctx, "readme.txt")
-    assert t.state == State.DISCARDED  # type: ignore[attr-defined]
-    assert "no process matches" in t.error  # type: ignore[attr-defined]
-    assert list(ctx.vault.store.ids()) == []
+    ctx = make_ctx(tmp_path, database_url, rename_wait_s=2.0)
+    login = add_tenant(ctx, tmp_path)
+    node = NodeThread(ctx).start()
+    try:
+        async def go() -> None:
+            conn, sftp = await asftp(node.port, login)
+            async with conn:
+                async with sftp.open("/inbox/orders/readme.txt", "wb") as f:
+                    await f.write(CSV)
+                assert "readme.txt" in await sftp.listdir("/inbox/orders")  # waiting
+
+        run(go())
+        t = final(ctx, "readme.txt")
+        assert t.state == State.DISCARDED  # type: ignore[attr-defined]
+        assert "no process matches" in t.error  # type: ignore[attr-defined]
+        assert list(ctx.vault.store.ids()) == []
+    finally:
+        node.stop()
+        ctx.close()
 
 
 def test_dropped_connection_is_an_interrupted_upload(ctx: Context, node: NodeThread,

@@ -109,6 +109,8 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Context, Server,
     env = {**os.environ, "DOORVOER_DATABASE_URL": database_url, "DOORVOER_LOG_LEVEL": "debug"}
     env.update({f"DOORVOER_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
                 for k, v in FAST.items()})
+    # Scanning /tmp for plaintext takes a while: the held file must wait for its rename.
+    env["DOORVOER_RENAME_WAIT_S"] = "120"
     server = Server(tmp_path / "data", tmp_path / "serve.log", env)
     server.start()
     yield ctx, server, login
@@ -176,7 +178,8 @@ def test_sigkill_mid_upload_leaves_an_interrupted_transfer_and_no_residue(
 def _files_containing(roots: list[Path], needle: bytes) -> list[Path]:
     hits = []
     for root in roots:
-        for dirpath, _dirs, files in os.walk(root):
+        for dirpath, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if d not in (".venv", ".git", "node_modules")]
             for name in files:
                 p = Path(dirpath) / name
                 try:
