@@ -152,9 +152,14 @@ def test_push_retries_until_the_target_is_back(tmp_path: Path, sqlite_url: str,
         wait_for(lambda: _push_attempts(ctx) >= 2, what="failed attempts")
         target.start(port)
         wait_for(lambda: (target.root / "incoming" / "o2.json").exists(), what="the retry")
-        with ctx.sessions() as s:
-            d = s.query(Delivery).filter_by(kind="sftp").one()
-        assert d.state == "DELIVERED" and d.attempts >= 2
+
+        def delivered() -> Delivery | None:
+            with ctx.sessions() as s:
+                d = s.query(Delivery).filter_by(kind="sftp").one()
+                return d if d.state == "DELIVERED" else None
+
+        d = wait_for(delivered, what="the delivery to be recorded")  # after the rename
+        assert d.attempts >= 2
     finally:
         node.stop()
         ctx.close()
