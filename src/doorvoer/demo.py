@@ -217,5 +217,5 @@ async def run_demo(console: Console, once: bool, preferred_port: int,
     finally:
         await node.stop()
         ctx.close()
-        if temporary and once:
+        if temporary:
             shutil.rmtree(root, ignore_errors=True)
