@@ -13,7 +13,14 @@ from starlette.responses import RedirectResponse, Response
 from doorvoer import __version__
 from doorvoer.context import Context
 from doorvoer.errors import Denied, UserError
-from doorvoer.web import auth_views
+from doorvoer.web import (
+    account_views,
+    api,
+    auth_views,
+    operator_views,
+    tenant_views,
+    token_views,
+)
 from doorvoer.web.deps import (
     CsrfFailed,
     LoginRequired,
@@ -43,8 +50,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
-    app.include_router(auth_views.router)
-    for module in _routers():
+    for module in (auth_views, account_views, tenant_views, operator_views, token_views,
+                   api):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
@@ -91,17 +98,3 @@ def create_app(ctx: Context) -> FastAPI:
                       message=str(exc))
 
     return app
-
-
-def _routers() -> list:  # type: ignore[type-arg]
-    """The routers of the areas that have pages or API routes."""
-    import importlib
-
-    found = []
-    for name in ("account_views", "tenant_views", "operator_views", "token_views", "api"):
-        try:
-            found.append(importlib.import_module(f"doorvoer.web.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"doorvoer.web.{name}":
-                raise
-    return found
