@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import ssl
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+import httpx
 import psycopg
 import pytest
 
@@ -143,6 +145,35 @@ def add_tenant(ctx: Context, tmp_path: Path, slug: str = "acme",
         create_account(s, slug, "robot", [key.export_public_key().decode()], password)
         apply_process(s, tenant, spec, "spec")
     return Login(f"robot@{slug}", password, key_path, slug)
+
+
+def portal_client(ctx: Context, base_url: str, **kwargs: Any) -> httpx.Client:
+    """An HTTPS client that trusts exactly the node's (self-signed) certificate."""
+    tls = ssl.create_default_context(cafile=str(ctx.settings.tls_paths[0]))
+    return httpx.Client(base_url=base_url, verify=tls, **kwargs)
+
+
+OwnNode = Callable[..., tuple[Context, NodeThread, Login]]
+
+
+@pytest.fixture
+def own_node(tmp_path: Path) -> Iterator[OwnNode]:
+    """For tests that need settings of their own: `own_node(url, spec=…, **settings)`
+    gives a context, a running node and a tenant's login; all are stopped afterwards."""
+    started: list[tuple[Context, NodeThread]] = []
+
+    def start(database_url: str, spec: str = CSV_SPEC, slug: str = "acme",
+              **overrides: Any) -> tuple[Context, NodeThread, Login]:
+        c = make_ctx(tmp_path, database_url, **overrides)
+        login = add_tenant(c, tmp_path, slug, spec)
+        n = NodeThread(c).start()
+        started.append((c, n))
+        return c, n, login
+
+    yield start
+    for c, n in started:
+        n.stop()
+        c.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import random
 import asyncssh
 import pytest
 
-from conftest import Login, NodeThread, asftp, transfers_of, wait_for
+from conftest import Login, NodeThread, OwnNode, asftp, transfers_of, wait_for
 from doorvoer.context import Context
 from doorvoer.transfers.models import State
 
@@ -61,28 +61,21 @@ def test_posix_rename_works_too(ctx: Context, node: NodeThread, login: Login) ->
     assert [t.filename for t in transfers_of(ctx)] == ["p.csv"]
 
 
-def test_unmatched_name_waits_then_is_discarded(tmp_path, database_url) -> None:  # type: ignore[no-untyped-def]
-    from conftest import add_tenant, make_ctx
+def test_unmatched_name_waits_then_is_discarded(own_node: OwnNode, database_url: str) -> None:
+    ctx, node, login = own_node(database_url, rename_wait_s=2.0)
 
-    ctx = make_ctx(tmp_path, database_url, rename_wait_s=2.0)
-    login = add_tenant(ctx, tmp_path)
-    node = NodeThread(ctx).start()
-    try:
-        async def go() -> None:
-            conn, sftp = await asftp(node.port, login)
-            async with conn:
-                async with sftp.open("/inbox/orders/readme.txt", "wb") as f:
-                    await f.write(CSV)
-                assert "readme.txt" in await sftp.listdir("/inbox/orders")  # waiting
+    async def go() -> None:
+        conn, sftp = await asftp(node.port, login)
+        async with conn:
+            async with sftp.open("/inbox/orders/readme.txt", "wb") as f:
+                await f.write(CSV)
+            assert "readme.txt" in await sftp.listdir("/inbox/orders")  # waiting
 
-        run(go())
-        t = final(ctx, "readme.txt")
-        assert t.state == State.DISCARDED  # type: ignore[attr-defined]
-        assert "no process matches" in t.error  # type: ignore[attr-defined]
-        assert list(ctx.vault.store.ids()) == []
-    finally:
-        node.stop()
-        ctx.close()
+    run(go())
+    t = final(ctx, "readme.txt")
+    assert t.state == State.DISCARDED  # type: ignore[attr-defined]
+    assert "no process matches" in t.error  # type: ignore[attr-defined]
+    assert list(ctx.vault.store.ids()) == []
 
 
 def test_dropped_connection_is_an_interrupted_upload(ctx: Context, node: NodeThread,
@@ -229,24 +222,17 @@ def test_outputs_never_overwrite_each_other(ctx: Context, node: NodeThread,
     assert run(go()) == ["same-2.json", "same-3.json", "same.json"]
 
 
-def test_file_size_limit(tmp_path, sqlite_url) -> None:  # type: ignore[no-untyped-def]
-    from conftest import add_tenant, make_ctx
+def test_file_size_limit(own_node: OwnNode, sqlite_url: str) -> None:
+    c, n, login = own_node(sqlite_url, max_file_bytes=1000)
 
-    c = make_ctx(tmp_path, sqlite_url, max_file_bytes=1000)
-    login = add_tenant(c, tmp_path)
-    n = NodeThread(c).start()
-    try:
-        async def go() -> None:
-            conn, sftp = await asftp(n.port, login)
-            async with conn:
-                f = await sftp.open("/inbox/orders/huge.csv", "wb")
-                with pytest.raises(asyncssh.SFTPFailure, match="limit"):
-                    await f.write(b"x" * 2000)
-                with pytest.raises(asyncssh.SFTPFailure):
-                    await f.close()
+    async def go() -> None:
+        conn, sftp = await asftp(n.port, login)
+        async with conn:
+            f = await sftp.open("/inbox/orders/huge.csv", "wb")
+            with pytest.raises(asyncssh.SFTPFailure, match="limit"):
+                await f.write(b"x" * 2000)
+            with pytest.raises(asyncssh.SFTPFailure):
+                await f.close()
 
-        run(go())
-        assert final(c, "huge.csv").state == State.INTERRUPTED  # type: ignore[attr-defined]
-    finally:
-        n.stop()
-        c.close()
+    run(go())
+    assert final(c, "huge.csv").state == State.INTERRUPTED  # type: ignore[attr-defined]

@@ -9,7 +9,16 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from conftest import CSV_SPEC, Login, NodeThread, add_tenant, asftp, make_ctx, sftp_batch, ssh_opts
+from conftest import (
+    CSV_SPEC,
+    Login,
+    NodeThread,
+    OwnNode,
+    add_tenant,
+    asftp,
+    sftp_batch,
+    ssh_opts,
+)
 from doorvoer.context import Context
 from doorvoer.transfers.models import State
 from doorvoer.transfers.service import list_transfers
@@ -146,26 +155,21 @@ def test_wrong_password_and_unknown_user_are_refused(node: NodeThread, login: Lo
     run(attempt(login.user, login.password))  # the right password works
 
 
-def test_failed_logins_are_throttled(tmp_path: Path, sqlite_url: str) -> None:
-    c = make_ctx(tmp_path, sqlite_url, max_failed_logins=3)
-    login = add_tenant(c, tmp_path, "throttled")
-    n = NodeThread(c).start()
-    try:
-        async def attempt(password: str) -> None:
-            async with asyncssh.connect("127.0.0.1", n.port, username=login.user,
-                                        password=password, known_hosts=None, client_keys=[],
-                                        agent_path=None, config=[]):
-                pass
+def test_failed_logins_are_throttled(own_node: OwnNode, sqlite_url: str) -> None:
+    _, n, login = own_node(sqlite_url, slug="throttled", max_failed_logins=3)
 
-        for _ in range(3):
-            with pytest.raises(asyncssh.PermissionDenied):
-                run(attempt("wrong-password"))
-        # Now even the right password is refused for a while.
+    async def attempt(password: str) -> None:
+        async with asyncssh.connect("127.0.0.1", n.port, username=login.user,
+                                    password=password, known_hosts=None, client_keys=[],
+                                    agent_path=None, config=[]):
+            pass
+
+    for _ in range(3):
         with pytest.raises(asyncssh.PermissionDenied):
-            run(attempt(login.password))
-    finally:
-        n.stop()
-        c.close()
+            run(attempt("wrong-password"))
+    # Now even the right password is refused for a while.
+    with pytest.raises(asyncssh.PermissionDenied):
+        run(attempt(login.password))
 
 
 def test_second_tenant_sees_nothing_of_the_first(

@@ -7,7 +7,6 @@ import importlib.util
 import re
 import secrets
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -164,8 +163,7 @@ class AccountPortal:
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
-        tls = ssl.create_default_context(cafile=str(self.ctx.settings.tls_paths[0]))
-        c = httpx.Client(base_url=self.node.base_url, timeout=30, verify=tls)
+        c = _root_conftest().portal_client(self.ctx, self.node.base_url, timeout=30)
         self.clients.append(c)
         return c
 
@@ -273,8 +271,7 @@ class ReportPortal:
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
-        tls = ssl.create_default_context(cafile=str(self.ctx.settings.tls_paths[0]))
-        c = httpx.Client(base_url=self.node.base_url, timeout=30, verify=tls)
+        c = _root_conftest().portal_client(self.ctx, self.node.base_url, timeout=30)
         self.clients.append(c)
         return c
 

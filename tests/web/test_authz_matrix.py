@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +109,7 @@ class World:
 
 
 def _session_client(ctx: Context, base_url: str, email: str | None) -> tuple[httpx.Client, str]:
-    tls = ssl.create_default_context(cafile=str(ctx.settings.tls_paths[0]))
-    client = httpx.Client(base_url=base_url, verify=tls,
-                          follow_redirects=False, timeout=30)
+    client = root.portal_client(ctx, base_url, follow_redirects=False, timeout=30)
     if email is None:
         return client, ""
     from sqlalchemy import select

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import socket
-import ssl
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,8 +33,7 @@ def site(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Context, str, httpx.
         tenant = create_tenant(s, "acme", "Acme", None)
         create_user(s, "ada@acme.example", "Ada", Role.TENANT_ADMIN, tenant.id, PASSWORD)
     node = root.NodeThread(ctx, web=True).start()
-    tls = ssl.create_default_context(cafile=str(ctx.settings.tls_paths[0]))
-    client = httpx.Client(base_url=node.base_url, verify=tls, follow_redirects=False)
+    client = root.portal_client(ctx, node.base_url, follow_redirects=False)
     yield ctx, node.base_url, client
     client.close()
     node.stop()
