@@ -33,6 +33,9 @@ PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 FAST = {  # short graces so tests do not wait for production timings
     "stat_grace_s": 2.0, "fetch_grace_s": 0.5, "rename_wait_s": 10.0, "lease_s": 3.0,
     "push_backoff_s": 0.2, "fsync": False,
+    # Worker threads in the node process: a worker process costs a second of start-up
+    # per node; the tests that run them say worker_processes=1.
+    "worker_processes": 0,
 }
 
 CSV_SPEC = """\

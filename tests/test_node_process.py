@@ -111,6 +111,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Context, Server,
                 for k, v in FAST.items()})
     # Scanning /tmp for plaintext takes a while: the held file must wait for its rename.
     env["DOORVOER_RENAME_WAIT_S"] = "120"
+    env["DOORVOER_WORKER_PROCESSES"] = "1"  # as in production: transforms in a process
     server = Server(tmp_path / "data", tmp_path / "serve.log", env)
     server.start()
     yield ctx, server, login
@@ -151,6 +152,40 @@ def test_sigkill_mid_processing_then_restart_finishes_once(
     # Only the output blob remains: the input and the killed attempt's output are gone.
     assert [k.role for k in keys] == ["output"]
     assert list(ctx.vault.store.ids()) == [keys[0].blob_id]
+
+
+def _worker_pids(parent: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(parent), "-f", "spawn_main"],
+                         capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_a_killed_worker_process_is_replaced_and_its_transfer_finishes_once(
+    served: tuple[Context, Server, Login],
+) -> None:
+    ctx, server, login = served
+    assert server.proc is not None
+    [worker] = wait_for(lambda: _worker_pids(server.proc.pid), what="the worker process")
+    asyncio.run(_upload(server.port, login, "/inbox/slow/w.csv", b"a,b\n1,2\n3,4\n"))
+    wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.PROCESSING],
+             what="processing to start")
+    os.kill(worker, signal.SIGKILL)  # a transform that crashed its process, say
+
+    # The doors stay up while the node starts a new worker process.
+    asyncio.run(_upload(server.port, login, "/inbox/plain/p.csv", b"a,b\n5,6\n"))
+    [new_worker] = wait_for(lambda: [p for p in _worker_pids(server.proc.pid) if p != worker],
+                            what="a new worker process")
+    assert new_worker != worker
+    done = wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.READY]
+                    if len([t for t in list_transfers(ctx) if t.state == State.READY]) == 2
+                    else [], timeout=90, what="both transfers to finish")
+    slow = next(t for t in done if t.process_name == "slow")
+    assert slow.attempts == 2 and slow.rows_out == 2
+    with ctx.sessions() as s:
+        assert s.query(Delivery).filter_by(transfer_id=slow.id).count() == 1
+        roles = sorted(k.role for k in s.query(BlobKey).all())
+    assert roles == ["output", "output"]  # no input left, no output of the cut attempt
+    assert "worker process died" in server.log_path.read_text()
 
 
 def test_sigkill_mid_upload_leaves_an_interrupted_transfer_and_no_residue(

@@ -1,5 +1,5 @@
-"""The running node: SFTP server, transform workers, deliveries and housekeeping on one
-event loop. CPU work (transforms) runs in worker threads."""
+"""The running node: the SFTP and HTTPS doors, deliveries and housekeeping on one event
+loop; transforms in worker processes (see workers.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from doorvoer.delivery.service import push_pending
 from doorvoer.sftp.server import start_server
 from doorvoer.transfers import service as transfers
 from doorvoer.web.server import WebServer
+from doorvoer.workers import Workers
 
 log = logging.getLogger("doorvoer.node")
 
@@ -48,6 +49,7 @@ class Node:
     http_port_wanted: int | None = None  # None: no portal (tests of the SFTP side)
     acceptor: asyncssh.SSHAcceptor | None = None
     web: WebServer | None = None
+    workers: Workers | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: bool = False
@@ -65,10 +67,10 @@ class Node:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        def nudge() -> None:
+
+        def processed() -> None:  # a push is due
             loop.call_soon_threadsafe(self._wake.set)
 
-        self.ctx.nudge = nudge
         erased = await asyncio.to_thread(transfers.residue_sweep, self.ctx)
         if erased:
             log.info("residue sweep", extra={"erased_blobs": erased})
@@ -76,8 +78,9 @@ class Node:
         if self.http_port_wanted is not None:
             self.web = WebServer(self.ctx, self.http_host, self.http_port_wanted)
             await self.web.start()
-        for i in range(self.ctx.settings.workers):
-            self._spawn(f"worker-{i}", self._worker)
+        self.workers = Workers(self.ctx, processed)
+        self.workers.start()
+        self.ctx.nudge = self.workers.nudge
         self._spawn("deliveries", self._deliveries)
         self._spawn("housekeeping", self._housekeeping)
         log.info("node started", extra={"sftp_port": self.sftp_port, "node": self.ctx.node_id,
@@ -103,21 +106,14 @@ class Node:
             await asyncio.wait_for(self._wake.wait(), POLL_S)
         self._wake.clear()
 
-    async def _worker(self) -> None:
-        tid = await asyncio.to_thread(transfers.claim_next, self.ctx)
-        if tid is None:
-            await self._wait_for_work()
-            return
-        state = await asyncio.to_thread(transfers.process_transfer, self.ctx, tid)
-        log.info("processed", extra={"transfer": tid, "state": str(state)})
-        self._wake.set()  # deliveries may be due, and other workers may find more
-
     async def _deliveries(self) -> None:
         pushed = await push_pending(self.ctx)
         if not pushed:
-            await asyncio.sleep(POLL_S)
+            await self._wait_for_work()
 
     async def _housekeeping(self) -> None:
+        if self.workers is not None:
+            self.workers.supervise()
         await asyncio.to_thread(transfers.heartbeat, self.ctx)
         await asyncio.to_thread(transfers.housekeeping, self.ctx)
         loop = asyncio.get_running_loop()
@@ -138,6 +134,9 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.stop)
+            self.workers = None
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no transfer is in flight (for the demo and tests)."""

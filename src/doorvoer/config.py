@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "doorvoer@localhost"
 
-    workers: int = Field(2, ge=1, le=64)
+    worker_processes: int = Field(1, ge=0, le=16)  # 0: worker threads in the node process
+    workers: int = Field(2, ge=1, le=64)  # worker threads per worker process
     max_file_bytes: int = Field(2 * 1024**3, ge=1)
     max_sessions_per_account: int = Field(16, ge=1)
     max_open_handles: int = Field(64, ge=1)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -94,31 +97,80 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 WRITE_OPTION = "doorvoer_write"
-# SQLite has one writer at a time. Threads of this process queue for it here, in
-# order, instead of in SQLite's busy handler, which polls with growing sleeps (tens of
-# milliseconds under load). Other processes still meet the busy timeout.
-_SQLITE_WRITERS: dict[int, threading.RLock] = {}
 
 
-def _writer_lock(engine: Engine) -> threading.RLock | None:
+class _WriterLock:
+    """SQLite has one writer at a time. The node's threads and processes (the SFTP and
+    HTTPS doors, the transform worker processes, a CLI command run beside `serve`) queue
+    for it here, in order: a thread lock within the process, and an flock on a file
+    beside the database across processes. Without it they would queue in SQLite's busy
+    handler, which polls with growing sleeps (tens of milliseconds under load)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._local = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        if path is not None:
+            self._fd = os.open(f"{path}.writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                               0o600)
+
+    def __enter__(self) -> None:
+        self._local.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._local.release()
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._depth == 1 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._depth -= 1
+        self._local.release()
+
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> _WriterLock | None:
     if not is_sqlite(engine):
         return None
-    return _SQLITE_WRITERS.setdefault(id(engine), threading.RLock())
+    with _WRITERS_GUARD:
+        lock = _SQLITE_WRITERS.get(engine)
+        if lock is None:
+            db = engine.url.database
+            path = Path(db) if db and db != ":memory:" else None
+            lock = _SQLITE_WRITERS[engine] = _WriterLock(path)
+        return lock
 
 
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work that writes: commit on success, roll back on any error."""
     bind = sessions.kw["bind"]
-    lock = _writer_lock(bind)
-    if lock is None:
-        with sessions() as session, session.begin():
-            session.connection(execution_options={WRITE_OPTION: True})
-            yield session
-        return
-    with lock, sessions() as session, session.begin():
+    with _writer_lock(bind) or nullcontext(), sessions() as session, session.begin():
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction on a plain connection, for the hot paths where the ORM's
+    unit of work costs more than the statements (an upload's open and close)."""
+    with _writer_lock(engine) or nullcontext(), engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -129,7 +181,7 @@ def checkpoint(engine: Engine) -> None:
     """Fold the SQLite WAL into the main file so erased key bytes leave the log too."""
     lock = _writer_lock(engine)
     if lock is not None:
-        with lock:  # no writer of ours is half-way
+        with lock:  # no writer of the node is half-way
             raw = engine.raw_connection()  # outside any transaction, which would block it
             try:
                 raw.driver_connection.execute(  # type: ignore[union-attr]

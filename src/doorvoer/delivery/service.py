@@ -48,17 +48,18 @@ def claim_push(ctx: Context) -> Job | str | None:
     """Claim one due push. Returns a Job, None when there is none, or the id of a
     delivery that could not even start (its transfer is settled)."""
     now = utcnow()
+    due = (select(Delivery)
+           .where(Delivery.kind == "sftp",
+                  Delivery.state.in_([DState.PENDING, DState.SENDING]),
+                  Delivery.next_attempt_at <= now,
+                  or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+           .order_by(Delivery.next_attempt_at)
+           .limit(1))
+    with ctx.sessions() as s:
+        if s.scalar(due.with_only_columns(Delivery.id)) is None:
+            return None  # a cheap read first: most polls find nothing
     with transaction(ctx.sessions) as s:
-        d = s.scalar(
-            select(Delivery)
-            .where(Delivery.kind == "sftp",
-                   Delivery.state.in_([DState.PENDING, DState.SENDING]),
-                   Delivery.next_attempt_at <= now,
-                   or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .order_by(Delivery.next_attempt_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
+        d = s.scalar(due.with_for_update(skip_locked=True))
         if d is None:
             return None
         claimed = s.execute(

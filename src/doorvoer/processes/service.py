@@ -13,12 +13,12 @@ from doorvoer.tenants.models import Tenant
 
 
 @lru_cache(maxsize=256)
-def _parsed(spec_yaml: str) -> ProcessSpec:
+def parsed_spec(spec_yaml: str) -> ProcessSpec:
     return parse_spec(spec_yaml)
 
 
 def spec_of(process: Process) -> ProcessSpec:
-    return _parsed(process.spec_yaml)
+    return parsed_spec(process.spec_yaml)
 
 
 def apply_process(session: Session, tenant: Tenant, spec_yaml: str, source: str) -> Process:

@@ -12,23 +12,54 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from doorvoer.context import Context
-from doorvoer.db import checkpoint, new_id, transaction, utcnow
+from doorvoer.db import checkpoint, new_id, transaction, utcnow, writing
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import inbox_folders, spec_of
+from doorvoer.processes.service import parsed_spec, spec_of
 from doorvoer.processes.spec import PickupTarget, ProcessSpec
 from doorvoer.reports.service import forget_if_unreported, purge_unreported
 from doorvoer.transfers.models import DFINAL, FINAL, Delivery, DState, State, Transfer
-from doorvoer.transforms import Limits, TransformError, render_filename, run_transform
+from doorvoer.transforms import Limits, TransformError
+from doorvoer.vault.models import BlobKey
 from doorvoer.vault.service import BlobWriter
 
 log = logging.getLogger("doorvoer.transfers")
 
 TEMP_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", "~")
 MAX_ATTEMPTS = 3
+_T: Table = Transfer.__table__  # type: ignore[assignment]
+_P: Table = Process.__table__  # type: ignore[assignment]
+# The statements of an upload's open and close, built once (the cache does the rest).
+_INSERT_T = insert(_T)
+_NAME_OF = select(_T.c.tenant_id, _T.c.folder, _T.c.filename).where(_T.c.id == bindparam("tid"))
+_RECEIVED = update(_T).where(_T.c.id == bindparam("tid"))
+_PROCESS_OF = select(_P.c.id, _P.c.name, _P.c.spec_yaml).where(
+    _P.c.tenant_id == bindparam("tenant"), _P.c.folder == bindparam("folder"))
+_K: Table = BlobKey.__table__  # type: ignore[assignment]
+_WAITING = or_(_T.c.state == State.RECEIVED,
+               (_T.c.state == State.PROCESSING) & (_T.c.lease_until < bindparam("now")))
+_CANDIDATE = select(_T.c.id).where(_WAITING).order_by(_T.c.received_at).limit(1)
+_CLAIM = (update(_T).where(_T.c.id == bindparam("tid"), _WAITING)
+          .values(state=State.PROCESSING, lease_owner=bindparam("owner"),
+                  lease_until=bindparam("until"), attempts=_T.c.attempts + 1))
+_OUTPUT_KEYS = select(_K.c.blob_id).where(_K.c.owner_id == bindparam("tid"),
+                                          _K.c.role == "output")
+_D: Table = Delivery.__table__  # type: ignore[assignment]
+_INSERT_D = insert(_D)
+_LEASE_OF = select(_T.c.state, _T.c.lease_owner, _T.c.tenant_id).where(
+    _T.c.id == bindparam("tid"))
+_PROCESSED = update(_T).where(_T.c.id == bindparam("tid"))
+_INBOX_ENTRY = (
+    select(_T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
+    .where(_T.c.tenant_id == bindparam("tenant"), _T.c.folder == bindparam("folder"),
+           _T.c.filename == bindparam("name"),
+           or_(_T.c.state.in_([State.RECEIVING, State.HELD, State.RECEIVED]),
+               _T.c.received_at >= bindparam("grace")))
+    .order_by(_T.c.opened_at.desc())
+    .limit(1))
 
 
 def is_temporary(name: str) -> bool:
@@ -55,14 +86,20 @@ def begin_upload(
     """The transfer row exists from OPEN, so even a crash leaves something to report."""
     now = utcnow()
     transfer_id = new_id()
-    with transaction(ctx.sessions) as s:
-        writer = ctx.vault.create(s, transfer_id, "input")
-        s.add(Transfer(
-            id=transfer_id, tenant_id=tenant_id, account_id=account_id, folder=folder,
-            filename=filename, state=State.RECEIVING, opened_at=now, lease_owner=ctx.node_id,
-            lease_until=now + timedelta(seconds=ctx.settings.lease_s),
-            input_blob_id=writer.blob_id,
-        ))
+    writer = ctx.vault.prepare(transfer_id, "input")  # the file, outside the write lock
+    try:
+        with writing(ctx.engine) as conn:
+            ctx.vault.register(conn, writer)
+            conn.execute(_INSERT_T, {
+                "id": transfer_id, "tenant_id": tenant_id, "account_id": account_id,
+                "folder": folder, "filename": filename, "state": State.RECEIVING,
+                "opened_at": now, "lease_owner": ctx.node_id,
+                "lease_until": now + timedelta(seconds=ctx.settings.lease_s),
+                "input_blob_id": writer.blob_id, "attempts": 0,
+            })
+    except BaseException:
+        writer.abort()
+        raise
     return Upload(transfer_id, writer)
 
 
@@ -73,17 +110,16 @@ def complete_upload(ctx: Context, upload: Upload) -> State:
     except OSError as exc:
         return interrupt_upload(ctx, upload, f"upload could not be stored: {exc.strerror}")
     now = utcnow()
-    with transaction(ctx.sessions) as s:
-        t = s.get_one(Transfer, upload.transfer_id)
-        t.bytes_in = size
-        t.received_at = now
-        t.lease_owner = None
-        t.lease_until = None
-        _route(s, ctx, t, now)
-        state = t.state
-    if state == State.RECEIVED:
+    with writing(ctx.engine) as conn:
+        # The name may have changed since OPEN: a rename while the file was open.
+        tenant_id, folder, filename = conn.execute(_NAME_OF, {"tid": upload.transfer_id}).one()
+        route = _routing(conn, ctx, tenant_id, folder, filename, now)
+        conn.execute(_RECEIVED, {"tid": upload.transfer_id, "bytes_in": size,
+                                 "received_at": now, "lease_owner": None, "lease_until": None,
+                                 "process_id": None, "process_name": None, **route})
+    if route["state"] == State.RECEIVED:
         ctx.nudge()
-    return state
+    return cast(State, route["state"])
 
 
 def interrupt_upload(ctx: Context, upload: Upload, reason: str) -> State:
@@ -95,22 +131,17 @@ def interrupt_upload(ctx: Context, upload: Upload, reason: str) -> State:
     return State.INTERRUPTED
 
 
-def _route(s: Session, ctx: Context, t: Transfer, now: datetime) -> None:
+def _routing(db: Session | Connection, ctx: Context, tenant_id: str, folder: str,
+             filename: str, now: datetime) -> dict[str, Any]:
     """A complete upload under a final name that a process matches is RECEIVED; any
-    other waits (HELD) for a rename."""
-    process = None
-    if not is_temporary(t.filename):
-        candidate = inbox_folders(s, t.tenant_id).get(t.folder)
-        if candidate is not None and spec_of(candidate).matches(t.folder, t.filename):
-            process = candidate
-    if process is None:
-        t.state = State.HELD
-        t.hold_until = now + timedelta(seconds=ctx.settings.rename_wait_s)
-        return
-    t.state = State.RECEIVED
-    t.process_id = process.id
-    t.process_name = process.name
-    t.hold_until = None
+    other waits (HELD) for a rename. Returns the columns to set."""
+    if not is_temporary(filename):
+        row = db.execute(_PROCESS_OF, {"tenant": tenant_id, "folder": folder}).first()
+        if row is not None and parsed_spec(row.spec_yaml).matches(folder, filename):
+            return {"state": State.RECEIVED, "process_id": row.id, "process_name": row.name,
+                    "hold_until": None}
+    return {"state": State.HELD,
+            "hold_until": now + timedelta(seconds=ctx.settings.rename_wait_s)}
 
 
 def rename_upload(
@@ -129,8 +160,10 @@ def rename_upload(
             raise Conflict("a file of that name is waiting already")
         t.folder, t.filename = new
         if t.state == State.HELD:
-            _route(s, ctx, t, now)
-            routed = t.process_id is not None
+            route = _routing(s, ctx, tenant_id, *new, now)
+            for column, value in route.items():
+                setattr(t, column, value)
+            routed = route["state"] == State.RECEIVED
     if routed:
         ctx.nudge()
 
@@ -192,79 +225,87 @@ def inbox_entries(ctx: Context, tenant_id: str, folder: str) -> list[Entry]:
 
 
 def inbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry | None:
-    with ctx.sessions() as s:
-        t = _inbox_file(s, ctx, tenant_id, folder, name, utcnow())
-        if t is None:
-            return None
-        return Entry(t.filename, t.bytes_in or 0, t.received_at or t.opened_at)
+    """One file of an inbox folder (what the client may stat), in plain Core: clients
+    stat every file they put."""
+    grace = utcnow() - timedelta(seconds=ctx.settings.stat_grace_s)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(_INBOX_ENTRY, {"tenant": tenant_id, "folder": folder, "name": name,
+                                          "grace": grace}).first()
+    if row is None:
+        return None
+    return Entry(row.filename, row.bytes_in or 0, row.received_at or row.opened_at)
 
 
 # ---------------------------------------------------------------- processing
 
 
-def claim_next(ctx: Context) -> str | None:
+@dataclass
+class Claim:
+    """A transfer this worker now holds the processing lease of, with its output blob
+    (prepared, its key registered in the claiming transaction)."""
+
+    transfer_id: str
+    output: BlobWriter
+
+
+def claim_next(ctx: Context) -> Claim | None:
     """Claim one RECEIVED transfer (or one whose processing lease ran out)."""
     now = utcnow()
-    lease = now + timedelta(seconds=ctx.settings.lease_s)
-    if not _work_waiting(ctx, now):
-        return None  # a cheap read first: most polls find nothing
-    with transaction(ctx.sessions) as s:
-        query = (
-            select(Transfer.id)
-            .where(or_(Transfer.state == State.RECEIVED,
-                       (Transfer.state == State.PROCESSING) & (Transfer.lease_until < now)))
-            .order_by(Transfer.received_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        tid = s.scalar(query)
-        if tid is None:
-            return None
-        claimed = s.execute(
-            update(Transfer)
-            .where(Transfer.id == tid,
-                   or_(Transfer.state == State.RECEIVED, Transfer.lease_until < now))
-            .values(state=State.PROCESSING, lease_owner=ctx.node_id, lease_until=lease,
-                    attempts=Transfer.attempts + 1)
-        )
-        return tid if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+    with ctx.engine.connect() as conn:  # a read first, without the write lock
+        tid = conn.execute(_CANDIDATE, {"now": now}).scalar()
+    if tid is None:
+        return None
+    output = ctx.vault.prepare(tid, "output")  # the file, outside the write lock
+    leftovers: list[str] = []
+    try:
+        with writing(ctx.engine) as conn:
+            claimed = conn.execute(_CLAIM, {
+                "tid": tid, "now": now, "owner": ctx.node_id,
+                "until": now + timedelta(seconds=ctx.settings.lease_s)}).rowcount
+            if claimed == 1:
+                # Outputs of an attempt that a crash cut short.
+                leftovers = list(conn.execute(_OUTPUT_KEYS, {"tid": tid}).scalars())
+                if leftovers:
+                    conn.execute(delete(_K).where(_K.c.blob_id.in_(leftovers)))
+                ctx.vault.register(conn, output)
+    except BaseException:
+        output.abort()
+        raise
+    for blob_id in leftovers:
+        ctx.vault.store.delete(blob_id)
+    if claimed != 1:
+        output.abort()  # another worker was first
+        return None
+    return Claim(tid, output)
 
 
-def _work_waiting(ctx: Context, now: datetime) -> bool:
-    with ctx.sessions() as s:
-        received = s.scalar(select(Transfer.id).where(Transfer.state == State.RECEIVED)
-                            .limit(1))
-        if received is not None:
-            return True
-        stale = s.scalar(select(Transfer.id).where(Transfer.state == State.PROCESSING,
-                                                   Transfer.lease_until < now).limit(1))
-        return stale is not None
-
-
-def process_transfer(ctx: Context, transfer_id: str) -> State:
+def process_transfer(ctx: Context, claim: Claim) -> State:
     """Transform the input into the output, erase the input, create the deliveries.
-    Runs in a worker thread: DuckDB releases the GIL."""
-    with transaction(ctx.sessions) as s:
+    Runs in a worker thread (in a worker process by default); it holds the write lock
+    only for the short transaction at the end."""
+    transfer_id, writer = claim.transfer_id, claim.output
+    with ctx.sessions() as s:
         t = s.get_one(Transfer, transfer_id)
-        if t.state != State.PROCESSING or t.lease_owner != ctx.node_id:
-            return t.state
         process = s.get(Process, t.process_id) if t.process_id else None
-        if process is None:
-            _finish(s, ctx, t, State.FAILED, "the process was removed before the file ran")
-            return State.FAILED
-        if t.attempts > MAX_ATTEMPTS:
-            _finish(s, ctx, t, State.FAILED,
-                    f"processing did not finish in {MAX_ATTEMPTS} attempts")
-            return State.FAILED
-        # Leftovers of an attempt that a crash cut short.
-        for key in ctx.vault.owned_by(s, t.id):
-            if key.role == "output":
-                ctx.vault.erase(s, key.blob_id)
-        spec = spec_of(process)
-        writer = ctx.vault.create(s, t.id, "output")
-        input_blob = t.input_blob_id
-        filename = t.filename
+        state, owner, attempts = t.state, t.lease_owner, t.attempts
+        input_blob, filename = t.input_blob_id, t.filename
+        spec = spec_of(process) if process is not None else None
+    if state != State.PROCESSING or owner != ctx.node_id:
+        writer.abort()
+        return state
+    reason = None
+    if spec is None:
+        reason = "the process was removed before the file ran"
+    elif attempts > MAX_ATTEMPTS:
+        reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
+    if reason is not None or spec is None:
+        writer.abort()
+        with transaction(ctx.sessions) as s:
+            _finish(s, ctx, s.get_one(Transfer, transfer_id), State.FAILED, reason)
+        return State.FAILED
     assert input_blob is not None
+    from doorvoer.transforms.engine import render_filename, run_transform  # worker only
+
     error: str | None = None
     try:
         with ctx.sessions() as s:
@@ -293,58 +334,66 @@ def process_transfer(ctx: Context, transfer_id: str) -> State:
             _finish(s, ctx, t, State.FAILED, error)
         return State.FAILED
     now = utcnow()
-    with transaction(ctx.sessions) as s:
-        t = s.get_one(Transfer, transfer_id)
-        if t.state != State.PROCESSING or t.lease_owner != ctx.node_id:
-            ctx.vault.erase(s, writer.blob_id)  # another node took over: its output counts
-            return t.state
-        t.output_blob_id = writer.blob_id
-        t.output_name = render_filename(spec.write, filename, None, now.date())
-        t.bytes_out = size
-        t.rows_in = result.rows_in
-        t.rows_out = result.rows_out
-        t.processed_at = now
-        _create_deliveries(s, t, spec, now)
-        ctx.vault.erase(s, input_blob)
-        t.input_erased_at = utcnow()
-        t.lease_owner = None
-        t.lease_until = None
-        t.state = State.DELIVERING
-        _settle(s, ctx, t)
-        return t.state
-
-
-def _create_deliveries(s: Session, t: Transfer, spec: ProcessSpec, now: datetime) -> None:
-    assert t.output_name is not None
-    for no, target in enumerate(spec.deliver):
-        d = Delivery(transfer_id=t.id, tenant_id=t.tenant_id, target_no=no, attempts=0)
-        if isinstance(target, PickupTarget):
-            d.kind = "pickup"
-            d.state = DState.READY
-            d.outbox_folder = target.pickup
-            d.outbox_name = _free_outbox_name(s, t.tenant_id, target.pickup, t.output_name)
-            d.expires_at = now + spec.retention.pickup_within
+    output_name = render_filename(spec.write, filename, None, now.date())
+    with writing(ctx.engine) as conn:
+        row = conn.execute(_LEASE_OF, {"tid": transfer_id}).one()
+        if row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
+            # Another node took over: its output counts.
+            conn.execute(delete(_K).where(_K.c.blob_id == writer.blob_id))
+            state, shredded = cast(State, row.state), writer.blob_id
         else:
-            d.kind = "sftp"
-            d.state = DState.PENDING
-            d.connection = target.sftp.connection
-            d.remote_path = target.sftp.path.rstrip("/") + "/" + t.output_name
-            d.next_attempt_at = now
-        s.add(d)
-        s.flush()
+            pushes = _create_deliveries(conn, transfer_id, row.tenant_id, output_name, spec,
+                                        now)
+            conn.execute(delete(_K).where(_K.c.blob_id == input_blob))
+            # Fresh deliveries: none is final yet, so this is what _settle would derive.
+            state = State.DELIVERING if pushes else State.READY
+            shredded = input_blob
+            conn.execute(_PROCESSED, {
+                "tid": transfer_id, "output_blob_id": writer.blob_id,
+                "output_name": output_name, "bytes_out": size, "rows_in": result.rows_in,
+                "rows_out": result.rows_out, "processed_at": now, "input_erased_at": utcnow(),
+                "lease_owner": None, "lease_until": None, "state": state})
+    # The key rows went with the commit (the shred); the files follow.
+    ctx.vault.store.delete(shredded)
+    return state
 
 
-def _free_outbox_name(s: Session, tenant_id: str, folder: str, name: str) -> str:
+def _create_deliveries(db: Connection, transfer_id: str, tenant_id: str, output_name: str,
+                       spec: ProcessSpec, now: datetime) -> int:
+    """One delivery per target. Returns how many are pushes."""
+    pushes = 0
+    for no, target in enumerate(spec.deliver):
+        row: dict[str, Any] = {
+            "id": new_id(), "transfer_id": transfer_id, "tenant_id": tenant_id,
+            "target_no": no, "attempts": 0, "outbox_folder": None, "outbox_name": None,
+            "expires_at": None, "connection": None, "remote_path": None,
+            "next_attempt_at": None}
+        if isinstance(target, PickupTarget):
+            row.update(kind="pickup", state=DState.READY, outbox_folder=target.pickup,
+                       outbox_name=_free_outbox_name(db, tenant_id, target.pickup,
+                                                     output_name),
+                       expires_at=now + spec.retention.pickup_within)
+        else:
+            pushes += 1
+            row.update(kind="sftp", state=DState.PENDING,
+                       connection=target.sftp.connection,
+                       remote_path=target.sftp.path.rstrip("/") + "/" + output_name,
+                       next_attempt_at=now)
+        db.execute(_INSERT_D, row)
+    return pushes
+
+
+def _free_outbox_name(db: Connection, tenant_id: str, folder: str, name: str) -> str:
     """An output never overwrites another still waiting: the name gets -{seq}."""
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    taken = set(s.scalars(
-        select(Delivery.outbox_name).where(
-            Delivery.tenant_id == tenant_id, Delivery.outbox_folder == folder,
-            Delivery.outbox_name.startswith(stem, autoescape=True),
-            Delivery.state.in_([DState.READY, DState.FETCHED]))
-    ))
+    taken = set(db.execute(
+        select(_D.c.outbox_name).where(
+            _D.c.tenant_id == tenant_id, _D.c.outbox_folder == folder,
+            _D.c.outbox_name.startswith(stem, autoescape=True),
+            _D.c.state.in_([DState.READY, DState.FETCHED]))
+    ).scalars())
     if name not in taken:
         return name
     seq = 2
@@ -537,8 +586,6 @@ def residue_sweep(ctx: Context) -> int:
     with transaction(ctx.sessions) as s:
         live = {State.RECEIVING, State.HELD, State.RECEIVED, State.PROCESSING,
                 State.DELIVERING, State.READY}
-        from doorvoer.vault.models import BlobKey
-
         for key in list(s.scalars(select(BlobKey))):
             t = s.get(Transfer, key.owner_id)
             keep = t is not None and t.state in live and (

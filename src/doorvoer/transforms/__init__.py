@@ -6,16 +6,36 @@ Plaintext never touches disk: the input streams from `source` through a
 reader into DuckDB and the result streams through a writer into `sink`. Every
 failure of the data, the SQL or a limit is a TransformError whose message
 quotes no file content.
+
+The engine (DuckDB, pyarrow: some 90 MiB) is imported on first use, so that a
+process that only validates specs, such as the node's doors, never loads it.
 """
 
-from doorvoer.transforms.engine import (
-    TransformResult,
-    output_extension,
-    render_filename,
-    run_transform,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
+
+if TYPE_CHECKING:
+    from doorvoer.transforms.engine import (
+        TransformResult,
+        output_extension,
+        render_filename,
+        run_transform,
+    )
+
+_ENGINE = frozenset({"TransformResult", "output_extension", "render_filename", "run_transform"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _ENGINE:
+        from doorvoer.transforms import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Limits",

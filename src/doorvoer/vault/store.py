@@ -28,8 +28,12 @@ class LocalStore:
 
     def create(self, blob_id: str) -> BinaryIO:
         path = self.path(blob_id)
-        path.parent.mkdir(exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:  # the first blob of its fan-out folder
+            path.parent.mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(path, flags, 0o600)
         return os.fdopen(fd, "wb", buffering=256 * 1024)
 
     def open(self, blob_id: str) -> BinaryIO:

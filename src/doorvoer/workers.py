@@ -1,0 +1,286 @@
+"""Transform workers: claim a received transfer, process it, repeat.
+
+By default they run in a process of their own (`worker_processes = 1`). The SFTP and
+HTTPS doors share one event loop and one GIL; a transform is CPU work (decoding,
+DuckDB, encryption) that would take both from them. In its own process it runs on
+another core, and a transform that crashes or exhausts memory takes down only the
+worker process: the node starts a new one, the transfer's lease runs out and it is
+tried again (at most `transfers.MAX_ATTEMPTS` times).
+
+`worker_processes = 0` runs the same worker threads inside the node process (tests,
+small installations). Either way there are `workers` threads per host.
+
+The node and a worker process talk over a pipe, one byte at a time: `w` (node to
+worker: work arrived, look now), `d` (worker to node: a transfer was processed and
+a push is due) and `q` (node to worker: stop when the running transforms are done,
+for at most STOP_WAIT_S). End of file without `q` means the node died: the worker
+process stops at once, as the node did; the pipe is not needed for correctness, since
+work is claimed from the database and idle workers look again every POLL_S.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from doorvoer.config import Settings
+from doorvoer.context import Context
+from doorvoer.transfers.models import State
+
+log = logging.getLogger("doorvoer.workers")
+
+POLL_S = 0.5
+STOP_WAIT_S = 5.0
+RESTART_DELAY_S = 1.0
+WAKE, DONE, QUIT = b"w", b"d", b"q"
+
+
+def work_loop(ctx: Context, stop: threading.Event, wake: threading.Event,
+              done: Callable[[], None]) -> None:
+    """One worker thread. Never raises: a failure is logged and the loop goes on."""
+    from doorvoer.transfers import service as transfers
+
+    while not stop.is_set():
+        try:
+            claim = transfers.claim_next(ctx)
+            if claim is None:
+                wake.wait(POLL_S)
+                wake.clear()
+                continue
+            state = transfers.process_transfer(ctx, claim)
+            log.info("processed", extra={"transfer": claim.transfer_id, "state": str(state)})
+            if state == State.DELIVERING:
+                done()  # a push is due
+        except Exception:
+            # The worker's own code never handles file content outside the transform,
+            # which catches its own errors: the traceback is safe to log.
+            log.exception("worker loop failed")
+            stop.wait(1.0)
+
+
+def _start_threads(ctx: Context, count: int, stop: threading.Event, wake: threading.Event,
+                   done: Callable[[], None]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=work_loop, args=(ctx, stop, wake, done),
+                                name=f"worker-{i}", daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _send(fd: int, byte: bytes) -> None:
+    """Best effort: a full pipe means the other side has a wake-up waiting already."""
+    with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
+        os.write(fd, byte)
+
+
+# ---------------------------------------------------------------- the worker process
+
+
+def _child_main(settings_data: dict[str, Any], log_level: str, conn: Connection) -> None:
+    """Entry point of a worker process (spawned: it shares no state with the node)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the node, which stops us
+    from doorvoer import log as logsetup
+
+    logsetup.setup(log_level)
+    ctx = Context.open(Settings(**settings_data))
+    fd = conn.fileno()
+    stop, wake = threading.Event(), threading.Event()
+    threads = _start_threads(ctx, ctx.settings.workers, stop, wake, lambda: _send(fd, DONE))
+    heartbeat = threading.Thread(target=_heartbeat, args=(ctx, stop), name="heartbeat",
+                                 daemon=True)
+    heartbeat.start()
+    log.info("worker process started", extra={"node": ctx.node_id,
+                                               "threads": ctx.settings.workers})
+    graceful = False
+    try:
+        while not graceful:
+            try:
+                data = os.read(fd, 64)
+            except InterruptedError:
+                continue
+            if not data:
+                break  # the node died: stop at once, as it did
+            graceful = QUIT in data
+            wake.set()
+    finally:
+        stop.set()
+        wake.set()
+        if graceful:  # let running transforms finish, for a while
+            deadline = time.monotonic() + STOP_WAIT_S
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+            if not any(t.is_alive() for t in threads):
+                ctx.close()
+        # A transform still running is cut off here: its lease runs out and the next
+        # worker tries again. Exit without interpreter finalization under its feet.
+        logging.shutdown()
+        os._exit(0)
+
+
+def _heartbeat(ctx: Context, stop: threading.Event) -> None:
+    """Keep this process's leases alive; they run out if it dies."""
+    from doorvoer.transfers import service as transfers
+
+    while not stop.wait(ctx.settings.lease_s / 3):
+        try:
+            transfers.heartbeat(ctx)
+        except Exception:
+            log.exception("worker heartbeat failed")
+
+
+# ---------------------------------------------------------------- in the node
+
+
+class Workers:
+    """The node's side: starts the workers, wakes them, restarts a worker process that
+    died, stops them. `on_done` is called (from another thread) after each transfer."""
+
+    def __init__(self, ctx: Context, on_done: Callable[[], None]) -> None:
+        self.ctx = ctx
+        self._on_done = on_done
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._children: list[_Child] = []
+
+    @property
+    def in_process(self) -> bool:
+        return self.ctx.settings.worker_processes == 0
+
+    def start(self) -> None:
+        if self.in_process:
+            self._threads = _start_threads(self.ctx, self.ctx.settings.workers, self._stop,
+                                           self._wake, self._on_done)
+            return
+        for i in range(self.ctx.settings.worker_processes):
+            child = _Child(self.ctx.settings, i, self._on_done)
+            child.start()
+            self._children.append(child)
+
+    def nudge(self) -> None:
+        """Work arrived. Safe from any thread."""
+        self._wake.set()
+        for child in self._children:
+            child.nudge()
+
+    def supervise(self) -> None:
+        """Restart a worker process that died (called by the node's housekeeping)."""
+        for child in self._children:
+            if not self._stop.is_set():
+                child.restart_if_dead()
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.pid for c in self._children if c.pid is not None]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(STOP_WAIT_S)
+        for child in self._children:
+            child.stop()
+
+
+class _Child:
+    def __init__(self, settings: Settings, index: int, on_done: Callable[[], None]) -> None:
+        self._settings = settings
+        self._index = index
+        self._on_done = on_done
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._died_at: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        mp = multiprocessing.get_context("spawn")  # never fork a process with threads
+        ours, theirs = mp.Pipe(duplex=True)
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        proc = mp.Process(target=_child_main, name=f"doorvoer-worker-{self._index}",
+                          args=(self._settings.model_dump(), level, theirs),
+                          daemon=True)
+        proc.start()
+        theirs.close()
+        os.set_blocking(ours.fileno(), False)
+        with self._lock:
+            self._proc, self._conn = proc, ours
+        self._reader = threading.Thread(target=self._read, args=(ours,), daemon=True,
+                                        name=f"worker-{self._index}-pipe")
+        self._reader.start()
+        log.info("worker process spawned", extra={"pid": proc.pid})
+
+    def _read(self, conn: Connection) -> None:
+        fd = conn.fileno()
+        while True:
+            try:
+                ready, _, _ = select.select([fd], [], [], 1.0)
+                if not ready:
+                    if conn.closed:
+                        return
+                    continue
+                data = os.read(fd, 64)
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            if DONE in data:
+                self._on_done()
+
+    def nudge(self) -> None:
+        with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                _send(self._conn.fileno(), WAKE)
+
+    def restart_if_dead(self) -> None:
+        proc = self._proc
+        if proc is None or proc.is_alive():
+            return
+        now = time.monotonic()
+        if self._died_at is None:
+            self._died_at = now
+            log.error("worker process died", extra={"pid": proc.pid,
+                                                    "exitcode": proc.exitcode})
+        if now - self._died_at < RESTART_DELAY_S:
+            return
+        self._died_at = None
+        self._close_conn()
+        proc.close()
+        self.start()
+
+    def _close_conn(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def stop(self) -> None:
+        proc = self._proc
+        with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                os.set_blocking(self._conn.fileno(), True)
+                _send(self._conn.fileno(), QUIT)
+        self._close_conn()
+        if proc is None:
+            return
+        proc.join(STOP_WAIT_S + 1)
+        if proc.is_alive():
+            proc.terminate()  # in the middle of a long transform: its lease runs out
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
