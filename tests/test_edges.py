@@ -236,3 +236,41 @@ def test_file_size_limit(own_node: OwnNode, sqlite_url: str) -> None:
 
     run(go())
     assert final(c, "huge.csv").state == State.INTERRUPTED  # type: ignore[attr-defined]
+
+
+def _received(ctx: Context, tenant_id: str, name: str, data: bytes) -> str:
+    from doorvoer.transfers import service as transfers
+
+    upload = transfers.begin_upload(ctx, tenant_id, None, "orders", name)
+    upload.writer.write(data)
+    assert transfers.complete_upload(ctx, upload) == State.RECEIVED
+    return upload.transfer_id
+
+
+def test_a_batch_of_small_files_is_claimed_and_recorded_together(
+    ctx: Context, login: Login
+) -> None:
+    """Files with the same name in one batch still get names of their own, and a large
+    input is claimed alone."""
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+    from doorvoer.transfers.models import Delivery
+
+    with ctx.sessions() as s:
+        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    small = [_received(ctx, tenant_id, "same.csv", CSV) for _ in range(3)]
+    big = _received(ctx, tenant_id, "big.csv", CSV + b"".join(
+        b"%d;x;1,00\n" % i for i in range(transfers.BATCH_BYTES // 8)))
+    after = _received(ctx, tenant_id, "after.csv", CSV)
+
+    claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+    assert [c.transfer_id for c in claims] == small  # the big one ends the batch
+    states = transfers.process_claims(ctx, claims)
+    assert set(states.values()) == {State.READY}
+    with ctx.sessions() as s:
+        names = sorted(d.outbox_name for d in s.query(Delivery))
+    assert names == ["same-2.json", "same-3.json", "same.json"]
+
+    assert [c.transfer_id for c in transfers.claim_next(ctx, transfers.BATCH_FILES)] == [big]
+    assert [c.transfer_id for c in transfers.claim_next(ctx, transfers.BATCH_FILES)] == [after]
+    assert transfers.claim_next(ctx, transfers.BATCH_FILES) == []

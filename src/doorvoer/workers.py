@@ -40,6 +40,7 @@ from doorvoer.transfers.models import State
 log = logging.getLogger("doorvoer.workers")
 
 POLL_S = 0.5
+GATHER_S = 0.05  # after a wake-up, let a burst of uploads gather into one batch
 STOP_WAIT_S = 5.0
 RESTART_DELAY_S = 1.0
 WAKE, DONE, QUIT = b"w", b"d", b"q"
@@ -52,14 +53,18 @@ def work_loop(ctx: Context, stop: threading.Event, wake: threading.Event,
 
     while not stop.is_set():
         try:
-            claim = transfers.claim_next(ctx)
-            if claim is None:
-                wake.wait(POLL_S)
+            claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+            if not claims:
+                if wake.wait(POLL_S):
+                    # Let a burst gather: one claim and one record for many files
+                    # leave the doors more of SQLite's single writer.
+                    stop.wait(GATHER_S)
                 wake.clear()
                 continue
-            state = transfers.process_transfer(ctx, claim)
-            log.info("processed", extra={"transfer": claim.transfer_id, "state": str(state)})
-            if state == State.DELIVERING:
+            states = transfers.process_claims(ctx, claims)
+            for tid, state in states.items():
+                log.info("processed", extra={"transfer": tid, "state": str(state)})
+            if State.DELIVERING in states.values():
                 done()  # a push is due
         except Exception:
             # The worker's own code never handles file content outside the transform,

@@ -364,9 +364,8 @@ def test_unreported_transfer_stays_statable_for_the_grace(tmp_path: Path,
         upload = transfers.begin_upload(ctx, tenant_id, None, "orders", "bad.csv")
         upload.writer.write(b"id;name;amount\n1;x;not a number\n")
         assert transfers.complete_upload(ctx, upload) == State.RECEIVED
-        tid = transfers.claim_next(ctx)
-        assert tid is not None
-        assert transfers.process_transfer(ctx, tid) == State.FAILED
+        [claim] = transfers.claim_next(ctx)
+        assert transfers.process_transfer(ctx, claim) == State.FAILED
         entry = transfers.inbox_entry(ctx, tenant_id, "orders", "bad.csv")
         assert entry is not None
         assert entry.size == 32

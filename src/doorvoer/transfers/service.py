@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from doorvoer.context import Context
 from doorvoer.db import checkpoint, new_id, transaction, utcnow, writing
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import parsed_spec, spec_of
+from doorvoer.processes.service import parsed_spec
 from doorvoer.processes.spec import PickupTarget, ProcessSpec
 from doorvoer.reports.service import forget_if_unreported, purge_unreported
 from doorvoer.transfers.models import DFINAL, FINAL, Delivery, DState, State, Transfer
@@ -34,24 +34,44 @@ _T: Table = Transfer.__table__  # type: ignore[assignment]
 _P: Table = Process.__table__  # type: ignore[assignment]
 # The statements of an upload's open and close, built once (the cache does the rest).
 _INSERT_T = insert(_T)
-_NAME_OF = select(_T.c.tenant_id, _T.c.folder, _T.c.filename).where(_T.c.id == bindparam("tid"))
+_NAME_OF = (  # the upload's name now, and the process of its folder
+    select(_T.c.folder, _T.c.filename, _P.c.id, _P.c.name, _P.c.spec_yaml)
+    .select_from(_T.outerjoin(_P, (_P.c.tenant_id == _T.c.tenant_id)
+                              & (_P.c.folder == _T.c.folder)))
+    .where(_T.c.id == bindparam("tid")))
 _RECEIVED = update(_T).where(_T.c.id == bindparam("tid"))
 _PROCESS_OF = select(_P.c.id, _P.c.name, _P.c.spec_yaml).where(
     _P.c.tenant_id == bindparam("tenant"), _P.c.folder == bindparam("folder"))
 _K: Table = BlobKey.__table__  # type: ignore[assignment]
 _WAITING = or_(_T.c.state == State.RECEIVED,
                (_T.c.state == State.PROCESSING) & (_T.c.lease_until < bindparam("now")))
-_CANDIDATE = select(_T.c.id).where(_WAITING).order_by(_T.c.received_at).limit(1)
-_CLAIM = (update(_T).where(_T.c.id == bindparam("tid"), _WAITING)
+_CANDIDATES = (select(_T.c.id, _T.c.bytes_in).where(_WAITING).order_by(_T.c.received_at)
+               .limit(bindparam("limit")))
+_CLAIM = (update(_T).where(_T.c.id.in_(bindparam("tids", expanding=True)), _WAITING)
           .values(state=State.PROCESSING, lease_owner=bindparam("owner"),
                   lease_until=bindparam("until"), attempts=_T.c.attempts + 1))
-_OUTPUT_KEYS = select(_K.c.blob_id).where(_K.c.owner_id == bindparam("tid"),
+_CLAIMED = select(_T.c.id).where(_T.c.id.in_(bindparam("tids", expanding=True)),
+                                 _T.c.state == State.PROCESSING,
+                                 _T.c.lease_owner == bindparam("owner"),
+                                 _T.c.lease_until == bindparam("until"))
+_OUTPUT_KEYS = select(_K.c.blob_id).where(_K.c.owner_id.in_(bindparam("tids", expanding=True)),
                                           _K.c.role == "output")
+_DELETE_KEYS = delete(_K).where(_K.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
 _D: Table = Delivery.__table__  # type: ignore[assignment]
 _INSERT_D = insert(_D)
-_LEASE_OF = select(_T.c.state, _T.c.lease_owner, _T.c.tenant_id).where(
-    _T.c.id == bindparam("tid"))
+_LEASES_OF = select(_T.c.id, _T.c.state, _T.c.lease_owner, _T.c.tenant_id).where(
+    _T.c.id.in_(bindparam("tids", expanding=True)))
 _PROCESSED = update(_T).where(_T.c.id == bindparam("tid"))
+_WAITING_NAMES = select(_D.c.outbox_name).where(
+    _D.c.tenant_id == bindparam("tenant"), _D.c.outbox_folder == bindparam("folder"),
+    _D.c.state.in_([DState.READY, DState.FETCHED]))
+# What a worker needs of a claimed transfer: its state, its process, its input's key.
+_WORK_OF = (
+    select(_T.c.state, _T.c.lease_owner, _T.c.attempts, _T.c.input_blob_id, _T.c.filename,
+           _P.c.spec_yaml, _K.c.wrapped_key)
+    .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id)
+                 .outerjoin(_K, _K.c.blob_id == _T.c.input_blob_id))
+    .where(_T.c.id == bindparam("tid")))
 _INBOX_ENTRY = (
     select(_T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
     .where(_T.c.tenant_id == bindparam("tenant"), _T.c.folder == bindparam("folder"),
@@ -112,8 +132,10 @@ def complete_upload(ctx: Context, upload: Upload) -> State:
     now = utcnow()
     with writing(ctx.engine) as conn:
         # The name may have changed since OPEN: a rename while the file was open.
-        tenant_id, folder, filename = conn.execute(_NAME_OF, {"tid": upload.transfer_id}).one()
-        route = _routing(conn, ctx, tenant_id, folder, filename, now)
+        row = conn.execute(_NAME_OF, {"tid": upload.transfer_id}).first()
+        if row is None:  # erased (the tenant's erasure, say) while it was open
+            raise Conflict("the upload was removed while it was open")
+        route = _route(ctx, row.folder, row.filename, row if row.id else None, now)
         conn.execute(_RECEIVED, {"tid": upload.transfer_id, "bytes_in": size,
                                  "received_at": now, "lease_owner": None, "lease_until": None,
                                  "process_id": None, "process_name": None, **route})
@@ -135,11 +157,19 @@ def _routing(db: Session | Connection, ctx: Context, tenant_id: str, folder: str
              filename: str, now: datetime) -> dict[str, Any]:
     """A complete upload under a final name that a process matches is RECEIVED; any
     other waits (HELD) for a rename. Returns the columns to set."""
+    process = None
     if not is_temporary(filename):
-        row = db.execute(_PROCESS_OF, {"tenant": tenant_id, "folder": folder}).first()
-        if row is not None and parsed_spec(row.spec_yaml).matches(folder, filename):
-            return {"state": State.RECEIVED, "process_id": row.id, "process_name": row.name,
-                    "hold_until": None}
+        process = db.execute(_PROCESS_OF, {"tenant": tenant_id, "folder": folder}).first()
+    return _route(ctx, folder, filename, process, now)
+
+
+def _route(ctx: Context, folder: str, filename: str, process: Any, now: datetime
+           ) -> dict[str, Any]:
+    """`_routing`, given the process of the folder (id, name, spec_yaml) or None."""
+    if (process is not None and not is_temporary(filename)
+            and parsed_spec(process.spec_yaml).matches(folder, filename)):
+        return {"state": State.RECEIVED, "process_id": process.id,
+                "process_name": process.name, "hold_until": None}
     return {"state": State.HELD,
             "hold_until": now + timedelta(seconds=ctx.settings.rename_wait_s)}
 
@@ -239,6 +269,13 @@ def inbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry |
 # ---------------------------------------------------------------- processing
 
 
+# Small inputs are claimed and finished in batches: one write transaction for many
+# files keeps the worker's share of SQLite's single writer small, which the doors'
+# uploads would otherwise queue behind. A large input is claimed alone.
+BATCH_FILES = 16
+BATCH_BYTES = 1 << 20
+
+
 @dataclass
 class Claim:
     """A transfer this worker now holds the processing lease of, with its output blob
@@ -248,68 +285,110 @@ class Claim:
     output: BlobWriter
 
 
-def claim_next(ctx: Context) -> Claim | None:
-    """Claim one RECEIVED transfer (or one whose processing lease ran out)."""
+def claim_next(ctx: Context, limit: int = 1) -> list[Claim]:
+    """Claim RECEIVED transfers (or ones whose processing lease ran out), oldest first:
+    one, or up to `limit` small ones."""
     now = utcnow()
     with ctx.engine.connect() as conn:  # a read first, without the write lock
-        tid = conn.execute(_CANDIDATE, {"now": now}).scalar()
-    if tid is None:
-        return None
-    output = ctx.vault.prepare(tid, "output")  # the file, outside the write lock
+        rows = conn.execute(_CANDIDATES, {"now": now, "limit": limit}).all()
+    picked: list[str] = []
+    total = 0
+    for tid, size in rows:
+        total += size or 0
+        if picked and total > BATCH_BYTES:
+            break
+        picked.append(tid)
+    if not picked:
+        return []
+    # The files, outside the write lock.
+    outputs = {tid: ctx.vault.prepare(tid, "output") for tid in picked}
+    mine: list[str] = []
     leftovers: list[str] = []
     try:
         with writing(ctx.engine) as conn:
-            claimed = conn.execute(_CLAIM, {
-                "tid": tid, "now": now, "owner": ctx.node_id,
-                "until": now + timedelta(seconds=ctx.settings.lease_s)}).rowcount
-            if claimed == 1:
+            # Inside the lock, so that no other claim of this node has the same value.
+            until = utcnow() + timedelta(seconds=ctx.settings.lease_s)
+            conn.execute(_CLAIM, {"tids": picked, "now": now, "owner": ctx.node_id,
+                                  "until": until})
+            mine = list(conn.execute(_CLAIMED, {"tids": picked, "owner": ctx.node_id,
+                                                "until": until}).scalars())
+            if mine:
                 # Outputs of an attempt that a crash cut short.
-                leftovers = list(conn.execute(_OUTPUT_KEYS, {"tid": tid}).scalars())
+                leftovers = list(conn.execute(_OUTPUT_KEYS, {"tids": mine}).scalars())
                 if leftovers:
-                    conn.execute(delete(_K).where(_K.c.blob_id.in_(leftovers)))
-                ctx.vault.register(conn, output)
+                    conn.execute(_DELETE_KEYS, {"blob_ids": leftovers})
+                ctx.vault.register(conn, *(outputs[tid] for tid in mine))
     except BaseException:
-        output.abort()
+        for output in outputs.values():
+            output.abort()
         raise
     for blob_id in leftovers:
         ctx.vault.store.delete(blob_id)
-    if claimed != 1:
-        output.abort()  # another worker was first
-        return None
-    return Claim(tid, output)
+    for tid, output in outputs.items():
+        if tid not in mine:
+            output.abort()  # another worker was first
+    return [Claim(tid, outputs[tid]) for tid in picked if tid in mine]
+
+
+@dataclass
+class _Done:
+    """A transform that succeeded; the shared transaction at the end records it."""
+
+    claim: Claim
+    input_blob: str
+    output_name: str
+    spec: ProcessSpec
+    size: int
+    rows_in: int
+    rows_out: int
+    processed_at: datetime
 
 
 def process_transfer(ctx: Context, claim: Claim) -> State:
-    """Transform the input into the output, erase the input, create the deliveries.
-    Runs in a worker thread (in a worker process by default); it holds the write lock
-    only for the short transaction at the end."""
+    """Transform one claimed transfer (see `process_claims`)."""
+    return process_claims(ctx, [claim])[claim.transfer_id]
+
+
+def process_claims(ctx: Context, claims: list[Claim]) -> dict[str, State]:
+    """Transform each input into its output, erase the inputs, create the deliveries.
+    Runs in a worker thread (in a worker process by default). Failures end at once;
+    the successes are recorded together in one short write transaction at the end.
+    Returns each transfer's state."""
+    states: dict[str, State] = {}
+    done: list[_Done] = []
+    for claim in claims:
+        outcome = _transform(ctx, claim)
+        if isinstance(outcome, _Done):
+            done.append(outcome)
+        else:
+            states[claim.transfer_id] = outcome
+    if done:
+        states.update(_record(ctx, done))
+    return states
+
+
+def _transform(ctx: Context, claim: Claim) -> _Done | State:
     transfer_id, writer = claim.transfer_id, claim.output
-    with ctx.sessions() as s:
-        t = s.get_one(Transfer, transfer_id)
-        process = s.get(Process, t.process_id) if t.process_id else None
-        state, owner, attempts = t.state, t.lease_owner, t.attempts
-        input_blob, filename = t.input_blob_id, t.filename
-        spec = spec_of(process) if process is not None else None
-    if state != State.PROCESSING or owner != ctx.node_id:
+    with ctx.engine.connect() as conn:
+        row = conn.execute(_WORK_OF, {"tid": transfer_id}).one()
+    if row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
         writer.abort()
-        return state
+        return cast(State, row.state)
+    attempts, input_blob, filename = row.attempts, row.input_blob_id, row.filename
+    spec = parsed_spec(row.spec_yaml) if row.spec_yaml is not None else None
     reason = None
     if spec is None:
         reason = "the process was removed before the file ran"
     elif attempts > MAX_ATTEMPTS:
         reason = f"processing did not finish in {MAX_ATTEMPTS} attempts"
     if reason is not None or spec is None:
-        writer.abort()
-        with transaction(ctx.sessions) as s:
-            _finish(s, ctx, s.get_one(Transfer, transfer_id), State.FAILED, reason)
-        return State.FAILED
+        return _fail(ctx, transfer_id, writer, reason)
     assert input_blob is not None
     from doorvoer.transforms.engine import render_filename, run_transform  # worker only
 
     error: str | None = None
     try:
-        with ctx.sessions() as s:
-            source: BinaryIO = ctx.vault.open(s, input_blob)
+        source = ctx.vault.open_with(input_blob, row.wrapped_key)
         try:
             result = run_transform(
                 spec.read, spec.transform, spec.write, source, cast(BinaryIO, writer),
@@ -328,40 +407,91 @@ def process_transfer(ctx: Context, claim: Claim) -> State:
                                                           "exc_type": type(exc).__name__})
         error = f"internal error ({type(exc).__name__}); the operator has been told"
     if error is not None:
-        writer.abort()
-        with transaction(ctx.sessions) as s:
-            t = s.get_one(Transfer, transfer_id)
-            _finish(s, ctx, t, State.FAILED, error)
-        return State.FAILED
+        return _fail(ctx, transfer_id, writer, error)
     now = utcnow()
-    output_name = render_filename(spec.write, filename, None, now.date())
+    return _Done(claim, input_blob, render_filename(spec.write, filename, None, now.date()),
+                 spec, size, result.rows_in, result.rows_out, now)
+
+
+def _fail(ctx: Context, transfer_id: str, writer: BlobWriter, reason: str | None) -> State:
+    writer.abort()
+    with transaction(ctx.sessions) as s:
+        _finish(s, ctx, s.get_one(Transfer, transfer_id), State.FAILED, reason)
+    return State.FAILED
+
+
+def _record(ctx: Context, done: list[_Done]) -> dict[str, State]:
+    """One write transaction for a batch of finished transforms, a statement or two
+    per table rather than per file: the doors' uploads queue behind it."""
+    states: dict[str, State] = {}
+    shredded: list[str] = []
+    deliveries: list[dict[str, Any]] = []
+    processed: list[dict[str, Any]] = []
     with writing(ctx.engine) as conn:
-        row = conn.execute(_LEASE_OF, {"tid": transfer_id}).one()
-        if row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
-            # Another node took over: its output counts.
-            conn.execute(delete(_K).where(_K.c.blob_id == writer.blob_id))
-            state, shredded = cast(State, row.state), writer.blob_id
-        else:
-            pushes = _create_deliveries(conn, transfer_id, row.tenant_id, output_name, spec,
-                                        now)
-            conn.execute(delete(_K).where(_K.c.blob_id == input_blob))
+        leases = {r.id: r for r in conn.execute(
+            _LEASES_OF, {"tids": [d.claim.transfer_id for d in done]})}
+        names = _OutboxNames(conn)
+        for d in done:
+            tid = d.claim.transfer_id
+            row = leases[tid]
+            if row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
+                # Another node took over: its output counts.
+                states[tid] = cast(State, row.state)
+                shredded.append(d.claim.output.blob_id)
+                continue
+            rows = _deliveries(tid, row.tenant_id, d.output_name, d.spec, d.processed_at,
+                               names)
+            deliveries += rows
             # Fresh deliveries: none is final yet, so this is what _settle would derive.
-            state = State.DELIVERING if pushes else State.READY
-            shredded = input_blob
-            conn.execute(_PROCESSED, {
-                "tid": transfer_id, "output_blob_id": writer.blob_id,
-                "output_name": output_name, "bytes_out": size, "rows_in": result.rows_in,
-                "rows_out": result.rows_out, "processed_at": now, "input_erased_at": utcnow(),
-                "lease_owner": None, "lease_until": None, "state": state})
+            state = (State.DELIVERING if any(r["kind"] != "pickup" for r in rows)
+                     else State.READY)
+            processed.append({
+                "tid": tid, "output_blob_id": d.claim.output.blob_id,
+                "output_name": d.output_name, "bytes_out": d.size, "rows_in": d.rows_in,
+                "rows_out": d.rows_out, "processed_at": d.processed_at,
+                "input_erased_at": utcnow(), "lease_owner": None, "lease_until": None,
+                "state": state})
+            states[tid] = state
+            shredded.append(d.input_blob)
+        if deliveries:
+            conn.execute(_INSERT_D, deliveries)
+        if processed:
+            conn.execute(_PROCESSED, processed)
+        conn.execute(_DELETE_KEYS, {"blob_ids": shredded})
     # The key rows went with the commit (the shred); the files follow.
-    ctx.vault.store.delete(shredded)
-    return state
+    for blob_id in shredded:
+        ctx.vault.store.delete(blob_id)
+    return states
 
 
-def _create_deliveries(db: Connection, transfer_id: str, tenant_id: str, output_name: str,
-                       spec: ProcessSpec, now: datetime) -> int:
-    """One delivery per target. Returns how many are pushes."""
-    pushes = 0
+class _OutboxNames:
+    """Names taken in outbox folders (waiting outputs, and those of this batch): an
+    output never overwrites another still waiting, its name gets -{seq}."""
+
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+        self._taken: dict[tuple[str, str], set[str]] = {}
+
+    def free(self, tenant_id: str, folder: str, name: str) -> str:
+        taken = self._taken.get((tenant_id, folder))
+        if taken is None:
+            taken = self._taken[(tenant_id, folder)] = set(self._db.execute(
+                _WAITING_NAMES, {"tenant": tenant_id, "folder": folder}).scalars())
+        stem, dot, ext = name.rpartition(".")
+        if not dot:
+            stem, ext = name, ""
+        candidate, seq = name, 2
+        while candidate in taken:
+            candidate = f"{stem}-{seq}.{ext}" if dot else f"{stem}-{seq}"
+            seq += 1
+        taken.add(candidate)
+        return candidate
+
+
+def _deliveries(transfer_id: str, tenant_id: str, output_name: str, spec: ProcessSpec,
+                now: datetime, names: _OutboxNames) -> list[dict[str, Any]]:
+    """The rows of one delivery per target."""
+    rows: list[dict[str, Any]] = []
     for no, target in enumerate(spec.deliver):
         row: dict[str, Any] = {
             "id": new_id(), "transfer_id": transfer_id, "tenant_id": tenant_id,
@@ -370,38 +500,15 @@ def _create_deliveries(db: Connection, transfer_id: str, tenant_id: str, output_
             "next_attempt_at": None}
         if isinstance(target, PickupTarget):
             row.update(kind="pickup", state=DState.READY, outbox_folder=target.pickup,
-                       outbox_name=_free_outbox_name(db, tenant_id, target.pickup,
-                                                     output_name),
+                       outbox_name=names.free(tenant_id, target.pickup, output_name),
                        expires_at=now + spec.retention.pickup_within)
         else:
-            pushes += 1
             row.update(kind="sftp", state=DState.PENDING,
                        connection=target.sftp.connection,
                        remote_path=target.sftp.path.rstrip("/") + "/" + output_name,
                        next_attempt_at=now)
-        db.execute(_INSERT_D, row)
-    return pushes
-
-
-def _free_outbox_name(db: Connection, tenant_id: str, folder: str, name: str) -> str:
-    """An output never overwrites another still waiting: the name gets -{seq}."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    taken = set(db.execute(
-        select(_D.c.outbox_name).where(
-            _D.c.tenant_id == tenant_id, _D.c.outbox_folder == folder,
-            _D.c.outbox_name.startswith(stem, autoescape=True),
-            _D.c.state.in_([DState.READY, DState.FETCHED]))
-    ).scalars())
-    if name not in taken:
-        return name
-    seq = 2
-    while True:
-        candidate = f"{stem}-{seq}.{ext}" if dot else f"{stem}-{seq}"
-        if candidate not in taken:
-            return candidate
-        seq += 1
+        rows.append(row)
+    return rows
 
 
 def _finish(s: Session, ctx: Context, t: Transfer, state: State, reason: str | None) -> None:

@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 
 import tink
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 from tink import cleartext_keyset_handle, streaming_aead
 
@@ -29,6 +29,7 @@ from doorvoer.vault.store import DiskFull, LocalStore
 streaming_aead.register()
 _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
 _INSERT_KEY = insert(_KEYS)  # built once: the statement cache does the rest
+_KEY_OF = select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id"))
 # 4 KiB segments: each stream's buffers are small (a 1 MiB segment cost a fresh 1 MiB
 # buffer per file, about a third of a small upload's time) and large files still
 # stream at over 1 GB/s. The segment size is part of each key, so blobs written with
@@ -176,9 +177,10 @@ class Vault:
                           "wrapped_key": self._wrap(blob_id, handle)}
         return writer
 
-    def register(self, db: Session | Connection, writer: BlobWriter) -> None:
-        """Store the prepared blob's wrapped key in `db`'s transaction."""
-        db.execute(_INSERT_KEY, {**writer.key_row, "created_at": utcnow()})
+    def register(self, db: Session | Connection, *writers: BlobWriter) -> None:
+        """Store the prepared blobs' wrapped keys in `db`'s transaction."""
+        now = utcnow()
+        db.execute(_INSERT_KEY, [{**w.key_row, "created_at": now} for w in writers])
 
     def create(self, db: Session | Connection, owner_id: str, role: str) -> BlobWriter:
         """A new blob whose key row is written in `db`'s transaction (commit it with the
@@ -187,9 +189,13 @@ class Vault:
         self.register(db, writer)
         return writer
 
-    def open(self, session: Session, blob_id: str) -> BinaryIO:
+    def open(self, db: Session | Connection, blob_id: str) -> BinaryIO:
         """A decrypting reader of the blob's plaintext (sequential)."""
-        wrapped = session.scalar(select(BlobKey.wrapped_key).where(BlobKey.blob_id == blob_id))
+        wrapped = db.execute(_KEY_OF, {"blob_id": blob_id}).scalar()
+        return self.open_with(blob_id, wrapped)
+
+    def open_with(self, blob_id: str, wrapped: bytes | None) -> BinaryIO:
+        """`open`, for a caller that read the blob's wrapped key along with its owner."""
         if wrapped is None:
             raise VaultError("blob has been erased")
         primitive = self._unwrap(blob_id, wrapped)

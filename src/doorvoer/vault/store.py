@@ -1,4 +1,11 @@
-"""Where encrypted blobs lie: a local folder. Only ciphertext ever reaches it."""
+"""Where encrypted blobs lie: a local folder. Only ciphertext ever reaches it.
+
+Blobs lie flat in the folder: with zero retention only the files in flight are
+there, and a flat folder is several times cheaper to create files in than a fan-out
+of 256 sub-folders (whose inodes the filesystem spreads over its block groups).
+Blobs that an earlier version put in two-letter sub-folders are still found, read,
+deleted and swept.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 BLOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_FANOUT = re.compile(r"^[0-9a-f]{2}$")
 
 
 class DiskFull(OSError):
@@ -24,34 +32,44 @@ class LocalStore:
     def path(self, blob_id: str) -> Path:
         if not BLOB_ID.match(blob_id):
             raise ValueError("not a blob id")
-        return self.root / blob_id[:2] / blob_id
+        return self.root / blob_id
+
+    def _existing(self, blob_id: str) -> Path:
+        """Where the blob is: flat, or in an earlier version's sub-folder."""
+        path = self.path(blob_id)
+        if not path.exists():
+            legacy = self.root / blob_id[:2] / blob_id
+            if legacy.exists():
+                return legacy
+        return path
 
     def create(self, blob_id: str) -> BinaryIO:
-        path = self.path(blob_id)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileNotFoundError:  # the first blob of its fan-out folder
-            path.parent.mkdir(exist_ok=True, mode=0o700)
-            fd = os.open(path, flags, 0o600)
+        fd = os.open(self.path(blob_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return os.fdopen(fd, "wb", buffering=256 * 1024)
 
     def open(self, blob_id: str) -> BinaryIO:
-        return self.path(blob_id).open("rb")
+        try:
+            return self.path(blob_id).open("rb")
+        except FileNotFoundError:
+            return (self.root / blob_id[:2] / blob_id).open("rb")
 
     def size(self, blob_id: str) -> int:
-        return self.path(blob_id).stat().st_size
+        return self._existing(blob_id).stat().st_size
 
     def exists(self, blob_id: str) -> bool:
-        return self.path(blob_id).exists()
+        return self._existing(blob_id).exists()
 
     def delete(self, blob_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path(blob_id).unlink()
+        for path in (self.path(blob_id), self.root / blob_id[:2] / blob_id):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                return
 
     def ids(self) -> Iterator[str]:
-        for sub in self.root.iterdir():
-            if sub.is_dir():
-                for f in sub.iterdir():
+        for entry in self.root.iterdir():
+            if BLOB_ID.match(entry.name):
+                yield entry.name
+            elif _FANOUT.match(entry.name) and entry.is_dir():
+                for f in entry.iterdir():
                     if BLOB_ID.match(f.name):
                         yield f.name
