@@ -43,6 +43,7 @@ POLL_S = 0.5
 GATHER_S = 0.05  # after a wake-up, let a burst of uploads gather into one batch
 STOP_WAIT_S = 5.0
 RESTART_DELAY_S = 1.0
+MAX_RESTART_S = 60.0
 WAKE, DONE, QUIT = b"w", b"d", b"q"
 
 
@@ -207,6 +208,8 @@ class _Child:
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
         self._died_at: float | None = None
+        self._started_at: float | None = None
+        self._delay = RESTART_DELAY_S
 
     @property
     def pid(self) -> int | None:
@@ -220,6 +223,7 @@ class _Child:
                           args=(self._settings.model_dump(), level, theirs),
                           daemon=True)
         proc.start()
+        self._started_at = time.monotonic()
         theirs.close()
         os.set_blocking(ours.fileno(), False)
         with self._lock:
@@ -258,9 +262,12 @@ class _Child:
         now = time.monotonic()
         if self._died_at is None:
             self._died_at = now
-            log.error("worker process died", extra={"pid": proc.pid,
-                                                    "exitcode": proc.exitcode})
-        if now - self._died_at < RESTART_DELAY_S:
+            # A process that keeps dying (it cannot start, say) is restarted less often.
+            quick = self._started_at is not None and now - self._started_at < MAX_RESTART_S
+            self._delay = min(self._delay * 2, MAX_RESTART_S) if quick else RESTART_DELAY_S
+            log.error("worker process died", extra={"pid": proc.pid, "exitcode": proc.exitcode,
+                                                    "restart_in_s": self._delay})
+        if now - self._died_at < self._delay:
             return
         self._died_at = None
         self._close_conn()
