@@ -18,6 +18,7 @@ import asyncssh
 import httpx
 import psycopg
 import pytest
+import uvloop
 
 from doorvoer.accounts.service import create_account
 from doorvoer.app import Node
@@ -104,7 +105,7 @@ class NodeThread:
 
     def __init__(self, ctx: Context, web: bool = False) -> None:
         self.ctx = ctx
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # as `doorvoer serve` runs it
         self.node = Node(ctx, "127.0.0.1", 0, http_port_wanted=0 if web else None)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 

@@ -113,7 +113,9 @@ def serve(
         from doorvoer.migrate import upgrade
 
         upgrade(ctx.engine)
-        asyncio.run(_serve(ctx))
+        from doorvoer.app import run
+
+        run(_serve(ctx))
 
 
 async def _serve(ctx: Context) -> None:
@@ -369,7 +371,9 @@ def demo(
     from doorvoer.demo import run_demo
 
     try:
-        asyncio.run(run_demo(out, once=once, preferred_port=sftp_port, data_dir=data_dir))
+        from doorvoer.app import run
+
+        run(run_demo(out, once=once, preferred_port=sftp_port, data_dir=data_dir))
     except KeyboardInterrupt:
         out.print("stopped")
     except UserError as exc:
