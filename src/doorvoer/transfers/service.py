@@ -370,7 +370,10 @@ def process_claims(ctx: Context, claims: list[Claim]) -> dict[str, State]:
 def _transform(ctx: Context, claim: Claim) -> _Done | State:
     transfer_id, writer = claim.transfer_id, claim.output
     with ctx.engine.connect() as conn:
-        row = conn.execute(_WORK_OF, {"tid": transfer_id}).one()
+        row = conn.execute(_WORK_OF, {"tid": transfer_id}).first()
+    if row is None:  # erased meanwhile (the tenant's erasure, say): nothing to do
+        writer.abort()
+        return State.DISCARDED
     if row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
         writer.abort()
         return cast(State, row.state)
@@ -433,10 +436,10 @@ def _record(ctx: Context, done: list[_Done]) -> dict[str, State]:
         names = _OutboxNames(conn)
         for d in done:
             tid = d.claim.transfer_id
-            row = leases[tid]
-            if row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
-                # Another node took over: its output counts.
-                states[tid] = cast(State, row.state)
+            row = leases.get(tid)
+            if row is None or row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
+                # Erased meanwhile, or another node took over (its output counts).
+                states[tid] = cast(State, row.state) if row is not None else State.DISCARDED
                 shredded.append(d.claim.output.blob_id)
                 continue
             rows = _deliveries(tid, row.tenant_id, d.output_name, d.spec, d.processed_at,
