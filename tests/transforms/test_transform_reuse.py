@@ -57,7 +57,8 @@ def test_b_cannot_see_the_input_of_a_on_the_same_database() -> None:
 
     # B with an input: only its own columns and rows are there
     assert rows(B_DATA, "SELECT * FROM input") == [{"x": "1"}]
-    assert str(failure(B_DATA, "SELECT iban FROM input")) == "sql: unknown column"
+    assert str(failure(B_DATA, "SELECT iban FROM input")) == (
+        'sql: unknown column "iban" (the input has no such column)')
     [catalog] = rows(B_DATA, CATALOG + " FROM input")
     assert catalog == {
         "tables": 0,

@@ -88,7 +88,7 @@ def map_error(
     if kind == "Conversion":
         return sql_error(f"conversion error{where}: {_conversion(body)}")
     if kind == "Binder":
-        return sql_error(_binder(body) + where)
+        return sql_error(_binder(body, sql) + where)
     if kind == "Catalog":
         if body.startswith("Table with name") and input_empty:
             return sql_error("the input is empty: it has no columns, so there is no table input")
@@ -178,8 +178,19 @@ def _conversion(body: str) -> str:
     return "a value could not be converted"
 
 
-def _binder(body: str) -> str:
+_REFERENCED = re.compile(r'^Referenced column "(.*)" not found in ')
+
+
+def _binder(body: str, sql: str) -> str:
     if body.startswith("Referenced column") or ("column" in body and "not found" in body):
+        # The name, when it is the spec's own: the SQL says it. DuckDB's candidates
+        # are the input's column names, which are the file's content: never shown.
+        ref = _REFERENCED.match(body)
+        name = ref.group(1) if ref else None
+        said = sql.lower()
+        if name and len(name) <= 63 and (name.lower() in said
+                                         or name.replace('"', '""').lower() in said):
+            return f'unknown column "{name}" (the input has no such column)'
         return "unknown column"
     if body.startswith("No function matches"):
         return "no function matches the argument types (add explicit casts)"
