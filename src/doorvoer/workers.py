@@ -185,10 +185,6 @@ class Workers:
             if not self._stop.is_set():
                 child.restart_if_dead()
 
-    @property
-    def pids(self) -> list[int]:
-        return [c.pid for c in self._children if c.pid is not None]
-
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -210,10 +206,6 @@ class _Child:
         self._died_at: float | None = None
         self._started_at: float | None = None
         self._delay = RESTART_DELAY_S
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     def start(self) -> None:
         mp = multiprocessing.get_context("spawn")  # never fork a process with threads

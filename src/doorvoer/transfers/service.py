@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from doorvoer.context import Context
@@ -42,7 +42,6 @@ _NAME_OF = (  # the upload's name now, and the process of its folder
 _RECEIVED = update(_T).where(_T.c.id == bindparam("tid"))
 _PROCESS_OF = select(_P.c.id, _P.c.name, _P.c.spec_yaml).where(
     _P.c.tenant_id == bindparam("tenant"), _P.c.folder == bindparam("folder"))
-_K: Table = BlobKey.__table__  # type: ignore[assignment]
 _WAITING = or_(_T.c.state == State.RECEIVED,
                (_T.c.state == State.PROCESSING) & (_T.c.lease_until < bindparam("now")))
 _CANDIDATES = (select(_T.c.id, _T.c.bytes_in).where(_WAITING).order_by(_T.c.received_at)
@@ -54,9 +53,6 @@ _CLAIMED = select(_T.c.id).where(_T.c.id.in_(bindparam("tids", expanding=True)),
                                  _T.c.state == State.PROCESSING,
                                  _T.c.lease_owner == bindparam("owner"),
                                  _T.c.lease_until == bindparam("until"))
-_OUTPUT_KEYS = select(_K.c.blob_id).where(_K.c.owner_id.in_(bindparam("tids", expanding=True)),
-                                          _K.c.role == "output")
-_DELETE_KEYS = delete(_K).where(_K.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
 _D: Table = Delivery.__table__  # type: ignore[assignment]
 _INSERT_D = insert(_D)
 _LEASES_OF = select(_T.c.id, _T.c.state, _T.c.lease_owner, _T.c.tenant_id).where(
@@ -65,12 +61,11 @@ _PROCESSED = update(_T).where(_T.c.id == bindparam("tid"))
 _WAITING_NAMES = select(_D.c.outbox_name).where(
     _D.c.tenant_id == bindparam("tenant"), _D.c.outbox_folder == bindparam("folder"),
     _D.c.state.in_([DState.READY, DState.FETCHED]))
-# What a worker needs of a claimed transfer: its state, its process, its input's key.
+# What a worker needs of a claimed transfer: its state and its process.
 _WORK_OF = (
     select(_T.c.state, _T.c.lease_owner, _T.c.attempts, _T.c.input_blob_id, _T.c.filename,
-           _P.c.spec_yaml, _K.c.wrapped_key)
-    .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id)
-                 .outerjoin(_K, _K.c.blob_id == _T.c.input_blob_id))
+           _P.c.spec_yaml)
+    .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id))
     .where(_T.c.id == bindparam("tid")))
 _INBOX_ENTRY = (
     select(_T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
@@ -303,7 +298,6 @@ def claim_next(ctx: Context, limit: int = 1) -> list[Claim]:
     # The files, outside the write lock.
     outputs = {tid: ctx.vault.prepare(tid, "output") for tid in picked}
     mine: list[str] = []
-    leftovers: list[str] = []
     try:
         with writing(ctx.engine) as conn:
             # Inside the lock, so that no other claim of this node has the same value.
@@ -314,16 +308,12 @@ def claim_next(ctx: Context, limit: int = 1) -> list[Claim]:
                                                 "until": until}).scalars())
             if mine:
                 # Outputs of an attempt that a crash cut short.
-                leftovers = list(conn.execute(_OUTPUT_KEYS, {"tids": mine}).scalars())
-                if leftovers:
-                    conn.execute(_DELETE_KEYS, {"blob_ids": leftovers})
+                ctx.vault.erase(conn, *ctx.vault.blobs_of(conn, mine, "output"))
                 ctx.vault.register(conn, *(outputs[tid] for tid in mine))
     except BaseException:
         for output in outputs.values():
             output.abort()
         raise
-    for blob_id in leftovers:
-        ctx.vault.store.delete(blob_id)
     for tid, output in outputs.items():
         if tid not in mine:
             output.abort()  # another worker was first
@@ -391,7 +381,8 @@ def _transform(ctx: Context, claim: Claim) -> _Done | State:
 
     error: str | None = None
     try:
-        source = ctx.vault.open_with(input_blob, row.wrapped_key)
+        with ctx.engine.connect() as conn:
+            source = ctx.vault.open(conn, input_blob)
         try:
             result = run_transform(
                 spec.read, spec.transform, spec.write, source, cast(BinaryIO, writer),
@@ -460,10 +451,7 @@ def _record(ctx: Context, done: list[_Done]) -> dict[str, State]:
             conn.execute(_INSERT_D, deliveries)
         if processed:
             conn.execute(_PROCESSED, processed)
-        conn.execute(_DELETE_KEYS, {"blob_ids": shredded})
-    # The key rows went with the commit (the shred); the files follow.
-    for blob_id in shredded:
-        ctx.vault.store.delete(blob_id)
+        ctx.vault.erase(conn, *shredded)
     return states
 
 

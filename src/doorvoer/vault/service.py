@@ -30,6 +30,9 @@ streaming_aead.register()
 _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
 _INSERT_KEY = insert(_KEYS)  # built once: the statement cache does the rest
 _KEY_OF = select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id"))
+_DELETE_KEYS = delete(_KEYS).where(_KEYS.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
+_BLOBS_OF = select(_KEYS.c.blob_id).where(
+    _KEYS.c.owner_id.in_(bindparam("owners", expanding=True)), _KEYS.c.role == bindparam("role"))
 # 4 KiB segments: each stream's buffers are small (a 1 MiB segment cost a fresh 1 MiB
 # buffer per file, about a third of a small upload's time) and large files still
 # stream at over 1 GB/s. The segment size is part of each key, so blobs written with
@@ -196,10 +199,6 @@ class Vault:
     def open(self, db: Session | Connection, blob_id: str) -> BinaryIO:
         """A decrypting reader of the blob's plaintext (sequential)."""
         wrapped = db.execute(_KEY_OF, {"blob_id": blob_id}).scalar()
-        return self.open_with(blob_id, wrapped)
-
-    def open_with(self, blob_id: str, wrapped: bytes | None) -> BinaryIO:
-        """`open`, for a caller that read the blob's wrapped key along with its owner."""
         if wrapped is None:
             raise VaultError("blob has been erased")
         primitive = self._unwrap(blob_id, wrapped)
@@ -207,10 +206,17 @@ class Vault:
                                                            blob_id.encode())
         return stream
 
-    def erase(self, session: Session, blob_id: str) -> None:
-        """Shred: the key row goes with the session's commit, the file at once."""
-        session.execute(delete(BlobKey).where(BlobKey.blob_id == blob_id))
-        self.store.delete(blob_id)
+    def erase(self, db: Session | Connection, *blob_ids: str) -> None:
+        """Shred: the key rows go with `db`'s commit, the files at once."""
+        if not blob_ids:
+            return
+        db.execute(_DELETE_KEYS, {"blob_ids": list(blob_ids)})
+        for blob_id in blob_ids:
+            self.store.delete(blob_id)
+
+    def blobs_of(self, db: Session | Connection, owner_ids: list[str], role: str) -> list[str]:
+        """The blobs with this role that these owners have."""
+        return list(db.execute(_BLOBS_OF, {"owners": owner_ids, "role": role}).scalars())
 
     def owned_by(self, session: Session, owner_id: str) -> list[BlobKey]:
         return list(session.scalars(select(BlobKey).where(BlobKey.owner_id == owner_id)))

@@ -37,21 +37,15 @@ class LocalStore:
     def _existing(self, blob_id: str) -> Path:
         """Where the blob is: flat, or in an earlier version's sub-folder."""
         path = self.path(blob_id)
-        if not path.exists():
-            legacy = self.root / blob_id[:2] / blob_id
-            if legacy.exists():
-                return legacy
-        return path
+        legacy = self.root / blob_id[:2] / blob_id
+        return legacy if not path.exists() and legacy.exists() else path
 
     def create(self, blob_id: str) -> BinaryIO:
         fd = os.open(self.path(blob_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return os.fdopen(fd, "wb", buffering=256 * 1024)
 
     def open(self, blob_id: str) -> BinaryIO:
-        try:
-            return self.path(blob_id).open("rb")
-        except FileNotFoundError:
-            return (self.root / blob_id[:2] / blob_id).open("rb")
+        return self._existing(blob_id).open("rb")
 
     def size(self, blob_id: str) -> int:
         return self._existing(blob_id).stat().st_size
@@ -60,10 +54,8 @@ class LocalStore:
         return self._existing(blob_id).exists()
 
     def delete(self, blob_id: str) -> None:
-        for path in (self.path(blob_id), self.root / blob_id[:2] / blob_id):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                return
+        with contextlib.suppress(FileNotFoundError):
+            self._existing(blob_id).unlink()
 
     def ids(self) -> Iterator[str]:
         for entry in self.root.iterdir():
