@@ -6,6 +6,21 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
+
+from doorvoer.transforms import (
+    ReadSpec,
+    TransformError,
+    TransformSpec,
+    WriteSpec,
+    csvread,
+    run_transform,
+)
+from doorvoer.transforms.clock import Deadline
+
+from .helpers import Sink, stream
 
 SCRIPT = textwrap.dedent(
     '''
@@ -78,3 +93,68 @@ def test_fifty_megabytes_stream_through_in_bounded_memory() -> None:
     assert report["outputs"]["csv"][:2] == [rows_in, rows_out]
     assert report["peak"] - report["baseline"] < 200, report
     assert report["peak"] < 300, report  # the whole process, as for a 256 MiB upload
+
+
+ROW, RAGGED = b"%d;Klant %d;%d,%02d\n", b"%d;Klant %d;%d,%02d;extra\n"
+
+
+class CountingRows:
+    """About `size` bytes of CSV made as they are read; counts what was read."""
+
+    def __init__(self, size: int, ragged_at: int | None = None) -> None:
+        self.left, self.n, self.read_bytes = size, 0, 0
+        self.buffer = b"id;naam;bedrag\n"
+        self.ragged_at = ragged_at
+
+    def read(self, size: int = -1) -> bytes:
+        while len(self.buffer) < size and self.left > 0:
+            part = b"".join(
+                (RAGGED if i == self.ragged_at else ROW) % (i, i, i % 1000, i % 100)
+                for i in range(self.n, self.n + 1000))
+            self.n += 1000
+            self.left -= len(part)
+            self.buffer += part
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        self.read_bytes += len(data)
+        return data
+
+
+def test_the_reader_stays_a_few_blocks_ahead_of_the_query() -> None:
+    # pyarrow's I/O thread alone would read 32 blocks ahead of the parser (32 MiB
+    # and more held twice); the gate keeps it at READ_AHEAD_BLOCKS.
+    spec = ReadSpec(format="csv", delimiter=";")
+    block = csvread._block_bytes(spec)
+    source = CountingRows(64 * 1_048_576)
+    data = csvread.CsvInput(spec, stream(source), Deadline(60))
+    try:
+        assert data.arrow is not None
+        data.arrow.read_next_batch()
+        time.sleep(0.5)  # room for the I/O thread to run ahead, were it free to
+        ahead = source.read_bytes / block
+        assert ahead <= csvread.READ_AHEAD_BLOCKS + 3, f"{ahead:.1f} blocks read"
+        for _ in range(5):
+            data.arrow.read_next_batch()
+        time.sleep(0.2)
+        assert source.read_bytes / block <= csvread.READ_AHEAD_BLOCKS + 8
+    finally:
+        data.close()
+
+
+def test_a_query_that_stops_early_still_reads_and_counts_the_whole_input() -> None:
+    source = CountingRows(12 * 1_048_576)
+    sink = Sink()
+    result = run_transform(ReadSpec(format="csv", delimiter=";"),
+                           TransformSpec(sql="SELECT * FROM input LIMIT 1"),
+                           WriteSpec(format="csv"), stream(source), stream(sink))
+    assert result.rows_out == 1
+    assert result.rows_in == source.n
+    assert source.left <= 0
+
+
+def test_a_bad_row_deep_in_a_large_input_fails_without_hanging() -> None:
+    source = CountingRows(12 * 1_048_576, ragged_at=400_000)
+    with pytest.raises(TransformError) as caught:
+        run_transform(ReadSpec(format="csv", delimiter=";"),
+                      TransformSpec(sql="SELECT * FROM input"),
+                      WriteSpec(format="csv"), stream(source), stream(Sink()))
+    assert str(caught.value) == "csv: line 400002: expected 3 fields, found 4"

@@ -13,6 +13,7 @@ import codecs
 import io
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import BinaryIO, Literal
 
 import pyarrow as pa
@@ -88,6 +89,8 @@ class Utf8Reader(io.RawIOBase):
         self._head = b""
         self._last_text_byte = b""
         self.failure: BaseException | None = None
+        # Called before each block that pyarrow takes (see csvread's read-ahead gate).
+        self.before_block: Callable[[], None] | None = None
 
         self.raw_bytes = 0
         self.line = 1
@@ -114,6 +117,8 @@ class Utf8Reader(io.RawIOBase):
 
     def read_buffer(self, size: int) -> pa.Buffer:
         """pyarrow reads through this when it exists: the block lands in Arrow's pool."""
+        if self.before_block is not None:
+            self.before_block()
         parts = self._take(size)
         buffer = pa.allocate_buffer(sum(len(part) for part in parts))
         target = memoryview(buffer).cast("B")
