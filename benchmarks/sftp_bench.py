@@ -192,7 +192,9 @@ def run(cmd: list[str], timeout: float, what: str, stdin: str | None = None,
 class RssSampler:
     """Samples a process's RSS plus its children's (the worker process) every
     RSS_INTERVAL_S; max overall and per phase. A sum of RSS counts shared library pages
-    once per process: it overstates what the node costs, never understates it."""
+    once per process: it overstates what the node costs, never understates it. The sum
+    of PSS (each shared page divided among the processes that map it) is sampled too:
+    it is what the node and its worker take from the machine together."""
 
     def __init__(self, pid: int) -> None:
         import psutil
@@ -201,6 +203,7 @@ class RssSampler:
         self._psutil = psutil
         self.phase = "start-up"
         self.peak = 0
+        self.peak_pss = 0
         self.peak_phase: dict[str, int] = {}
         self.last = 0
         self.samples = 0
@@ -211,22 +214,26 @@ class RssSampler:
         self._thread.start()
         return self
 
-    def _rss(self) -> int:
-        total = self._proc.memory_info().rss
+    def _rss(self) -> tuple[int, int]:
+        """(sum of RSS, sum of PSS) of the node and its children."""
+        info = self._proc.memory_full_info()
+        rss, pss = info.rss, info.pss
         for child in self._proc.children(recursive=True):
             with contextlib.suppress(self._psutil.Error):
-                total += child.memory_info().rss
-        return int(total)
+                info = child.memory_full_info()
+                rss, pss = rss + info.rss, pss + info.pss
+        return int(rss), int(pss)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                rss = self._rss()
+                rss, pss = self._rss()
             except self._psutil.Error:
                 return
             self.last = rss
             self.samples += 1
             self.peak = max(self.peak, rss)
+            self.peak_pss = max(self.peak_pss, pss)
             self.peak_phase[self.phase] = max(self.peak_phase.get(self.phase, 0), rss)
             self._stop.wait(RSS_INTERVAL_S)
 
@@ -914,7 +921,9 @@ def summary(env: Env) -> None:
     say("\nDoorvoer RSS peaks per phase: " + ", ".join(
         f"{k} {v / MiB:.0f} MiB" for k, v in env.rss.peak_phase.items()))
     say(f"Doorvoer peak RSS: {rss:.0f} MiB ({env.rss.samples} samples every "
-        f"{RSS_INTERVAL_S * 1000:.0f} ms)")
+        f"{RSS_INTERVAL_S * 1000:.0f} ms; the sum over the node and its worker process)")
+    say(f"Doorvoer peak PSS: {env.rss.peak_pss / MiB:.0f} MiB (the same sum with each shared "
+        "page counted once)")
 
     def mark(ok: bool | None) -> str:
         return "n/a " if ok is None else ("PASS" if ok else "MISS")

@@ -155,7 +155,7 @@ def test_sigkill_mid_processing_then_restart_finishes_once(
 
 
 def _worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(parent), "-f", "spawn_main"],
+    out = subprocess.run(["pgrep", "-P", str(parent), "-f", "doorvoer.worker_main"],
                          capture_output=True, text=True, check=False).stdout
     return [int(p) for p in out.split()]
 

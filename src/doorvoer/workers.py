@@ -10,28 +10,31 @@ tried again (at most `transfers.MAX_ATTEMPTS` times).
 `worker_processes = 0` runs the same worker threads inside the node process (tests,
 small installations). Either way there are `workers` threads per host.
 
-The node and a worker process talk over a pipe, one byte at a time: `w` (node to
-worker: work arrived, look now), `d` (worker to node: a transfer was processed and
-a push is due) and `q` (node to worker: stop when the running transforms are done,
-for at most STOP_WAIT_S). End of file without `q` means the node died: the worker
-process stops at once, as the node did; the pipe is not needed for correctness, since
-work is claimed from the database and idle workers look again every POLL_S.
+A worker process is a fresh interpreter (`python -m doorvoer.worker_main`) that runs
+at a lower CPU priority than the node (NICENESS): when the host is busy, the doors
+answer first. The node and a worker process talk over a socket pair, one byte at a
+time: `w` (node to worker: work arrived, look now), `d` (worker to node: a transfer
+was processed and a push is due) and `q` (node to worker: stop when the running
+transforms are done, for at most STOP_WAIT_S). End of file without `q` means the node
+died: the worker process stops at once, as the node did; the socket is not needed for
+correctness, since work is claimed from the database and idle workers look again
+every POLL_S.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import multiprocessing
 import os
 import select
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import Any
 
 from doorvoer.config import Settings
 from doorvoer.context import Context
@@ -44,24 +47,33 @@ GATHER_S = 0.05  # after a wake-up, let a burst of uploads gather into one batch
 STOP_WAIT_S = 5.0
 RESTART_DELAY_S = 1.0
 MAX_RESTART_S = 60.0
+# Transforms yield the CPU to the doors: an upload waits for its CLOSE reply, a
+# received file can wait a little longer for its transform.
+NICENESS = 5
 WAKE, DONE, QUIT = b"w", b"d", b"q"
 
 
 def work_loop(ctx: Context, stop: threading.Event, wake: threading.Event,
               done: Callable[[], None]) -> None:
     """One worker thread. Never raises: a failure is logged and the loop goes on."""
+    from doorvoer import transforms
     from doorvoer.transfers import service as transfers
 
+    worked = False
     while not stop.is_set():
         try:
             claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
             if not claims:
+                if worked:  # going idle: what the transforms freed goes back
+                    transforms.release_memory()
+                    worked = False
                 if wake.wait(POLL_S):
                     # Let a burst gather: one claim and one record for many files
                     # leave the doors more of SQLite's single writer.
                     stop.wait(GATHER_S)
                 wake.clear()
                 continue
+            worked = True
             states = transfers.process_claims(ctx, claims)
             for tid, state in states.items():
                 log.info("processed", extra={"transfer": tid, "state": str(state)})
@@ -92,14 +104,18 @@ def _send(fd: int, byte: bytes) -> None:
 # ---------------------------------------------------------------- the worker process
 
 
-def _child_main(settings_data: dict[str, Any], log_level: str, conn: Connection) -> None:
-    """Entry point of a worker process (spawned: it shares no state with the node)."""
+def child_main(fd: int) -> None:
+    """A worker process (`python -m doorvoer.worker_main FD`): its settings come as JSON
+    on stdin, its end of the node's pipe is `fd`. It shares no state with the node."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the node, which stops us
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
+    start = json.loads(sys.stdin.buffer.read())
+    sys.stdin.close()
     from doorvoer import log as logsetup
 
-    logsetup.setup(log_level)
-    ctx = Context.open(Settings(**settings_data))
-    fd = conn.fileno()
+    logsetup.setup(start["log_level"])
+    ctx = Context.open(Settings(**start["settings"]))
     stop, wake = threading.Event(), threading.Event()
     threads = _start_threads(ctx, ctx.settings.workers, stop, wake, lambda: _send(fd, DONE))
     heartbeat = threading.Thread(target=_heartbeat, args=(ctx, stop), name="heartbeat",
@@ -114,6 +130,8 @@ def _child_main(settings_data: dict[str, Any], log_level: str, conn: Connection)
                 data = os.read(fd, 64)
             except InterruptedError:
                 continue
+            except OSError:
+                data = b""
             if not data:
                 break  # the node died: stop at once, as it did
             graceful = QUIT in data
@@ -199,8 +217,8 @@ class _Child:
         self._settings = settings
         self._index = index
         self._on_done = on_done
-        self._proc: BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
         self._died_at: float | None = None
@@ -208,33 +226,42 @@ class _Child:
         self._delay = RESTART_DELAY_S
 
     def start(self) -> None:
-        mp = multiprocessing.get_context("spawn")  # never fork a process with threads
-        ours, theirs = mp.Pipe(duplex=True)
+        ours, theirs = socket.socketpair()
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-        proc = mp.Process(target=_child_main, name=f"doorvoer-worker-{self._index}",
-                          args=(self._settings.model_dump(), level, theirs),
-                          daemon=True)
-        proc.start()
+        start = json.dumps({"settings": self._settings.model_dump(mode="json"),
+                            "log_level": level}).encode()
+        try:
+            # A fresh interpreter that imports only what a worker needs (not the CLI,
+            # the doors or multiprocessing's resource tracker): never fork a process
+            # that has threads.
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "doorvoer.worker_main", str(theirs.fileno())],
+                stdin=subprocess.PIPE, pass_fds=(theirs.fileno(),), close_fds=True)
+        finally:
+            theirs.close()
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(start)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
         self._started_at = time.monotonic()
-        theirs.close()
-        os.set_blocking(ours.fileno(), False)
+        ours.setblocking(False)
         with self._lock:
-            self._proc, self._conn = proc, ours
+            self._proc, self._sock = proc, ours
         self._reader = threading.Thread(target=self._read, args=(ours,), daemon=True,
                                         name=f"worker-{self._index}-pipe")
         self._reader.start()
         log.info("worker process spawned", extra={"pid": proc.pid})
 
-    def _read(self, conn: Connection) -> None:
-        fd = conn.fileno()
+    def _read(self, sock: socket.socket) -> None:
         while True:
             try:
-                ready, _, _ = select.select([fd], [], [], 1.0)
+                ready, _, _ = select.select([sock], [], [], 1.0)
                 if not ready:
-                    if conn.closed:
+                    if sock.fileno() < 0:
                         return
                     continue
-                data = os.read(fd, 64)
+                data = sock.recv(64)
             except (OSError, ValueError):
                 return
             if not data:
@@ -244,12 +271,12 @@ class _Child:
 
     def nudge(self) -> None:
         with self._lock:
-            if self._conn is not None and not self._conn.closed:
-                _send(self._conn.fileno(), WAKE)
+            if self._sock is not None and self._sock.fileno() >= 0:
+                _send(self._sock.fileno(), WAKE)
 
     def restart_if_dead(self) -> None:
         proc = self._proc
-        if proc is None or proc.is_alive():
+        if proc is None or proc.poll() is None:
             return
         now = time.monotonic()
         if self._died_at is None:
@@ -257,34 +284,35 @@ class _Child:
             # A process that keeps dying (it cannot start, say) is restarted less often.
             quick = self._started_at is not None and now - self._started_at < MAX_RESTART_S
             self._delay = min(self._delay * 2, MAX_RESTART_S) if quick else RESTART_DELAY_S
-            log.error("worker process died", extra={"pid": proc.pid, "exitcode": proc.exitcode,
+            log.error("worker process died", extra={"pid": proc.pid, "exitcode": proc.returncode,
                                                     "restart_in_s": self._delay})
         if now - self._died_at < self._delay:
             return
         self._died_at = None
-        self._close_conn()
-        proc.close()
+        self._close_sock()
         self.start()
 
-    def _close_conn(self) -> None:
+    def _close_sock(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
 
     def stop(self) -> None:
         proc = self._proc
         with self._lock:
-            if self._conn is not None and not self._conn.closed:
-                os.set_blocking(self._conn.fileno(), True)
-                _send(self._conn.fileno(), QUIT)
-        self._close_conn()
+            if self._sock is not None and self._sock.fileno() >= 0:
+                self._sock.setblocking(True)
+                _send(self._sock.fileno(), QUIT)
+        self._close_sock()
         if proc is None:
             return
-        proc.join(STOP_WAIT_S + 1)
-        if proc.is_alive():
-            proc.terminate()  # in the middle of a long transform: its lease runs out
-            proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
+        for end in (proc.terminate, proc.kill, None):
+            try:
+                proc.wait(STOP_WAIT_S + 1 if end is proc.terminate else 5)
+                return
+            except subprocess.TimeoutExpired:
+                if end is None:
+                    log.error("worker process did not stop", extra={"pid": proc.pid})
+                    return
+                end()  # in the middle of a long transform: its lease runs out

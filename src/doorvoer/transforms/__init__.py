@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from doorvoer.transforms.engine import (
         TransformResult,
         output_extension,
+        release_memory,
         render_filename,
         run_transform,
     )
 
-_ENGINE = frozenset({"TransformResult", "output_extension", "render_filename", "run_transform"})
+_ENGINE = frozenset({"TransformResult", "output_extension", "release_memory",
+                     "render_filename", "run_transform"})
 
 
 def __getattr__(name: str) -> object:
@@ -45,6 +47,7 @@ __all__ = [
     "TransformSpec",
     "WriteSpec",
     "output_extension",
+    "release_memory",
     "render_filename",
     "run_transform",
 ]
