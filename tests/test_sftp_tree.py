@@ -51,6 +51,21 @@ def test_session_starts_at_root_and_sees_only_its_tree(node: NodeThread, login: 
     run(go())
 
 
+def test_a_long_listing_names_the_tenant_as_owner(
+    node: NodeThread, login: Login, tmp_path: Path
+) -> None:
+    local = tmp_path / "wait.csv"
+    local.write_bytes(b"id;name;amount\n")
+    sftp_batch(node.port, login, f"put {local} /inbox/orders/wait.csv.part\n")
+    listing = sftp_batch(node.port, login, "ls -l /inbox/orders\nls -l /\n").stdout
+    lines = [line.split() for line in listing.splitlines() if not line.startswith("sftp>")]
+    file_line = next(line for line in lines if line[-1].endswith("wait.csv.part"))
+    assert file_line[0] == "--w-------"  # a write-only drop box
+    assert file_line[1:3] == ["acme", "acme"]
+    assert {(line[1], line[2]) for line in lines} == {("acme", "acme")}
+    assert "root" not in listing
+
+
 @pytest.mark.parametrize("path", ESCAPES)
 def test_paths_outside_the_tree_do_not_exist(node: NodeThread, login: Login, path: str) -> None:
     async def go() -> None:

@@ -271,6 +271,16 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
             raise SFTPNoSuchFile("no such folder: the inbox has a folder per process")
         return loc.folder, loc.name
 
+    # ---------------------------------------------------------------- listings
+    # `ls -l` shows an owner and a group. Files here belong to the tenant, not to a
+    # user of the server's own system: asyncssh's default would look uid 0 up in
+    # /etc/passwd and /etc/group (two file reads per listed entry) and show "root".
+    def format_user(self, uid: int | None) -> str:
+        return self._login.tenant_slug
+
+    def format_group(self, gid: int | None) -> str:
+        return self._login.tenant_slug
+
     # ---------------------------------------------------------------- paths
     def realpath(self, path: bytes) -> bytes:
         return self._loc(path).text().encode()
