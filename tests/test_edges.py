@@ -274,3 +274,39 @@ def test_a_batch_of_small_files_is_claimed_and_recorded_together(
     assert [c.transfer_id for c in transfers.claim_next(ctx, transfers.BATCH_FILES)] == [big]
     assert [c.transfer_id for c in transfers.claim_next(ctx, transfers.BATCH_FILES)] == [after]
     assert transfers.claim_next(ctx, transfers.BATCH_FILES) == []
+
+
+def test_worker_threads_that_wake_together_prepare_one_output_per_transfer(
+    ctx: Context, login: Login
+) -> None:
+    """Both threads look at once; only one prepares (and keeps) the output blob."""
+    import threading
+
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+
+    with ctx.sessions() as s:
+        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    tid = _received(ctx, tenant_id, "one.csv", CSV)
+    prepared: list[str] = []
+    prepare = ctx.vault.prepare
+
+    def counting(owner_id: str, role: str):  # type: ignore[no-untyped-def]
+        prepared.append(owner_id)
+        return prepare(owner_id, role)
+
+    ctx.vault.prepare = counting  # type: ignore[method-assign]
+    start = threading.Barrier(2)
+    claimed: list[list[str]] = []
+
+    def worker() -> None:
+        start.wait()
+        claimed.append([c.transfer_id for c in transfers.claim_next(ctx, 16)])
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(claimed) == [[], [tid]]
+    assert prepared == [tid]

@@ -8,6 +8,7 @@ mid-way leaves a state that the next one resumes from (leases expire).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, cast
@@ -280,9 +281,19 @@ class Claim:
     output: BlobWriter
 
 
+_CLAIMING = threading.Lock()
+
+
 def claim_next(ctx: Context, limit: int = 1) -> list[Claim]:
     """Claim RECEIVED transfers (or ones whose processing lease ran out), oldest first:
     one, or up to `limit` small ones."""
+    # The worker threads of a process wake together: one at a time here, or each would
+    # prepare output blobs for the same transfers and all but one would throw them away.
+    with _CLAIMING:
+        return _claim_next(ctx, limit)
+
+
+def _claim_next(ctx: Context, limit: int) -> list[Claim]:
     now = utcnow()
     with ctx.engine.connect() as conn:  # a read first, without the write lock
         rows = conn.execute(_CANDIDATES, {"now": now, "limit": limit}).all()
