@@ -35,6 +35,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ class Config:
     big_mib: int
     rate: float
     steady_s: float
+    rounds: int
     keep: bool
 
     @classmethod
@@ -86,6 +88,7 @@ class Config:
             big_mib=ns.big_mib or (32 if quick else 256),
             rate=ns.rate,
             steady_s=ns.steady_seconds or (10.0 if quick else 60.0),
+            rounds=ns.rounds or (1 if quick else 3),
             keep=ns.keep,
         )
 
@@ -661,22 +664,45 @@ def warm_up(env: Env, rng: random.Random) -> None:
 
 
 def bench_small(env: Env, rng: random.Random) -> None:
+    """(a), in rounds that alternate the two servers, so that a change of the machine's
+    speed during the run (seen here: OpenSSH's rate doubling or halving from one minute
+    to the next) touches both sides of a ratio alike. The medians are the results."""
+    cfg = env.cfg
+    say(f"\n(a) {cfg.small_files} small CSV files (~{cfg.small_bytes // 1024} KiB), one "
+        f"`sftp -b` session of {cfg.small_files} puts each, {cfg.rounds} round(s): OpenSSH, "
+        "then Doorvoer")
+    rounds = [_small_round(env, rng, r) for r in range(1, cfg.rounds + 1)]
+    ssh_rate, dv_rate, ratio, proc_rate = (statistics.median(x) for x in zip(*rounds,
+                                                                             strict=True))
+    if cfg.rounds > 1:
+        say(f"    median of {cfg.rounds} rounds: OpenSSH {ssh_rate:.0f} files/s, Doorvoer "
+            f"{dv_rate:.0f} files/s ingest, ratio {ratio:.2f}x "
+            f"(rounds: {', '.join(f'{r[2]:.2f}x' for r in rounds)}); all ready "
+            f"{proc_rate:.0f} files/s")
+    env.results.update(small_ssh=ssh_rate, small_dv=dv_rate, small_ratio=ratio,
+                       small_processed=proc_rate)
+
+
+def _small_round(env: Env, rng: random.Random, round_no: int
+                 ) -> tuple[float, float, float, float]:
+    """One round of (a); returns (OpenSSH files/s, Doorvoer files/s, ratio, Doorvoer
+    files/s until all are ready)."""
     assert env.node is not None
     assert env.sshd is not None
     cfg = env.cfg
     n = cfg.small_files
     d = env.work / "small"
-    names = make_small_files(d, "order-a-", n, cfg.small_bytes, rng)
-    total = sum((d / x).stat().st_size for x in names)
+    prefix = f"order-a{round_no}-"
+    names = make_small_files(d, prefix, n, cfg.small_bytes, rng)
     os.sync()  # the generated files' write-back must not land in a measurement
-    say(f"\n(a) {n} small CSV files (avg {total / n / 1024:.1f} KiB), one `sftp -b` "
-        f"session of {n} puts each")
+    if cfg.rounds > 1:
+        say(f"    round {round_no}")
     batch = f"lcd {d}\n" + "".join(f"put {x}\n" for x in names)
     timeout = max(120.0, n * 0.5)
 
     t_ssh = sftp_batch(env, env.sshd, f"cd {env.sshd.target}\n" + batch, timeout,
                        "OpenSSH small files")
-    got = len(list(Path(env.sshd.target).glob("order-a-*")))
+    got = len(list(Path(env.sshd.target).glob(f"{prefix}*")))
     if got != n:
         raise BenchError(f"OpenSSH small files: {got} of {n} arrived")
     for x in names:
@@ -694,10 +720,10 @@ def bench_small(env: Env, rng: random.Random) -> None:
     say(f"    Doorvoer ingest: {dv_rate:8.1f} files/s  ({t_dv:.2f} s; "
         f"{net(n, t_dv, env.results['setup_Doorvoer'], 'files/s')})"
         f"   ratio Doorvoer/OpenSSH = {dv_rate / ssh_rate:.2f}x")
-    seen, counts = wait_states(env, "order-a-", n, {"READY"}, max(120.0, n * 0.5),
+    seen, counts = wait_states(env, prefix, n, {"READY"}, max(120.0, n * 0.5),
                                "Doorvoer small files processing")
     wall, cpu = end()
-    rows = transfers_like(env, "order-a-")
+    rows = transfers_like(env, prefix)
     if counts.get("READY", 0) != n:
         bad = [r for r in rows if str(r.state) != "READY"]
         raise BenchError(f"Doorvoer small files: states {counts}; first error: "
@@ -713,12 +739,11 @@ def bench_small(env: Env, rng: random.Random) -> None:
     say(f"    Doorvoer CPU: {ingest_cpu:.1f} s during the upload, {cpu:.1f} s until all "
         f"ready ({wall:.1f} s wall, {cpu / wall * 100:.0f}% of one core)")
     fetched, drain_s = drain(env, max(120.0, n * 0.5))
-    wait_states(env, "order-a-", n, set(), 60, "small files erasure")
+    wait_states(env, prefix, n, set(), 60, "small files erasure")
     say(f"    (fetched and deleted {fetched} outputs over SFTP in {drain_s:.1f} s: "
         f"{fetched / drain_s:.0f} files/s)")
     shutil.rmtree(d)
-    env.results.update(small_ssh=ssh_rate, small_dv=dv_rate, small_ratio=dv_rate / ssh_rate,
-                       small_processed=proc_rate)
+    return ssh_rate, dv_rate, dv_rate / ssh_rate, proc_rate
 
 
 def bench_big(env: Env, rng: random.Random) -> None:
@@ -971,6 +996,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="200 small files, 32 MiB, 10 s of steady load")
     ap.add_argument("--small-files", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="rounds of (a), alternating the servers [3; --quick: 1]")
     ap.add_argument("--big-mib", type=int, default=0)
     ap.add_argument("--rate", type=float, default=50.0, help="steady files/s [50]")
     ap.add_argument("--steady-seconds", type=float, default=0)
