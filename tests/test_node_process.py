@@ -133,10 +133,16 @@ def test_sigkill_mid_processing_then_restart_finishes_once(
     served: tuple[Context, Server, Login],
 ) -> None:
     ctx, server, login = served
+    assert server.proc is not None
+    workers = wait_for(lambda: _worker_pids(server.proc.pid), what="the worker process")
     asyncio.run(_upload(server.port, login, "/inbox/slow/k.csv", b"a,b\n1,2\n3,4\n"))
     wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.PROCESSING],
              what="processing to start")
     server.kill()
+    # The worker process goes with the node (end of file on its socket), in the middle
+    # of the transform: no orphan finishes it behind the restarted node's back.
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=5,
+             what="the killed node's worker process to exit")
     t = list_transfers(ctx)[0]
     assert t.state == State.PROCESSING and t.output_blob_id is None
 
@@ -152,6 +158,15 @@ def test_sigkill_mid_processing_then_restart_finishes_once(
     # Only the output blob remains: the input and the killed attempt's output are gone.
     assert [k.role for k in keys] == ["output"]
     assert list(ctx.vault.store.ids()) == [keys[0].blob_id]
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _worker_pids(parent: int) -> list[int]:
