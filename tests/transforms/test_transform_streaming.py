@@ -170,3 +170,34 @@ def test_a_bad_row_deep_in_a_large_input_fails_without_hanging() -> None:
                       TransformSpec(sql="SELECT * FROM input"),
                       WriteSpec(format="csv"), stream(source), stream(Sink()))
     assert str(caught.value) == "csv: line 400002: expected 3 fields, found 4"
+
+
+FAILING_EARLY = textwrap.dedent(
+    '''
+    import sys, time
+    from doorvoer.transforms import (
+        ReadSpec, TransformError, TransformSpec, WriteSpec, run_transform)
+    from tests.transforms.test_transform_streaming import CountingRows
+    from tests.transforms.helpers import Sink
+
+    source = CountingRows(40 * 1_048_576, ragged_at=5)  # in the first block
+    started = time.monotonic()
+    try:
+        run_transform(ReadSpec(format="csv", delimiter=";"),
+                      TransformSpec(sql="SELECT * FROM input"), WriteSpec(format="csv"),
+                      source, Sink())
+    except TransformError as exc:
+        print(exc, round(time.monotonic() - started, 1))
+    '''
+)
+
+
+def test_an_input_that_fails_in_its_first_block_leaves_no_reader_behind() -> None:
+    # pyarrow's I/O thread, left waiting for the read-ahead gate, would wake up while
+    # the interpreter exits and abort it ("Fatal Python error").
+    done = subprocess.run([sys.executable, "-c", FAILING_EARLY], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    message, seconds = done.stdout.rsplit(" ", 1)
+    assert message == "csv: line 7: expected 3 fields, found 4"
+    assert float(seconds) < csvread.READ_AHEAD_WAIT_S

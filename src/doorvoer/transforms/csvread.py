@@ -95,7 +95,16 @@ class CsvInput:
         self._reader: pcsv.CSVStreamingReader | None = None
         self._ahead = _ReadAhead(READ_AHEAD_BLOCKS)
         self._text.before_block = self._ahead.before_block
+        try:
+            self._begin()
+        except BaseException:
+            # The caller never gets this input to close: pyarrow's I/O thread may wait
+            # in the gate, and would wake up in the middle of the interpreter's exit.
+            self.close()
+            raise
 
+    def _begin(self) -> None:
+        """Read up to the first batch: the header, the column names and types."""
         self._next_line = 1 + self._guard(self._text.skip_blank_lines)
         if not self._guard(lambda: self._text.peek(1)):
             return
