@@ -106,7 +106,8 @@ def _send(fd: int, byte: bytes) -> None:
 
 def child_main(fd: int) -> None:
     """A worker process (`python -m doorvoer.worker_main FD`): its settings come as JSON
-    on stdin, its end of the node's pipe is `fd`. It shares no state with the node."""
+    on stdin, its end of the node's socket pair is `fd`. It shares no state with the
+    node."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the node, which stops us
     with contextlib.suppress(OSError):
         os.nice(NICENESS)

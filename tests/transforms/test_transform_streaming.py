@@ -148,6 +148,12 @@ def test_the_reader_stays_a_few_blocks_ahead_of_the_query() -> None:
             data.arrow.read_next_batch()
         time.sleep(0.2)
         assert source.read_bytes / block <= csvread.READ_AHEAD_BLOCKS + 8
+        # The gate never holds up the query itself: a wait that ran out would cost
+        # READ_AHEAD_WAIT_S.
+        started = time.monotonic()
+        rows = sum(batch.num_rows for batch in data.arrow)
+        assert time.monotonic() - started < csvread.READ_AHEAD_WAIT_S
+        assert rows > 0 and source.left <= 0
     finally:
         data.close()
 
