@@ -234,10 +234,12 @@ class _Child:
         try:
             # A fresh interpreter that imports only what a worker needs (not the CLI,
             # the doors or multiprocessing's resource tracker): never fork a process
-            # that has threads.
+            # that has threads. A session of its own: Ctrl-C in the node's terminal
+            # reaches only the node, which stops its workers itself.
             proc = subprocess.Popen(
                 [sys.executable, "-m", "doorvoer.worker_main", str(theirs.fileno())],
-                stdin=subprocess.PIPE, pass_fds=(theirs.fileno(),), close_fds=True)
+                stdin=subprocess.PIPE, pass_fds=(theirs.fileno(),), close_fds=True,
+                start_new_session=True)
         finally:
             theirs.close()
         assert proc.stdin is not None
