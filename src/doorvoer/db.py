@@ -131,7 +131,6 @@ class _WriterLock:
         self._depth -= 1
         self._local.release()
 
-
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -34,28 +34,30 @@ class LocalStore:
             raise ValueError("not a blob id")
         return self.root / blob_id
 
-    def _existing(self, blob_id: str) -> Path:
-        """Where the blob is: flat, or in an earlier version's sub-folder."""
-        path = self.path(blob_id)
-        legacy = self.root / blob_id[:2] / blob_id
-        return legacy if not path.exists() and legacy.exists() else path
+    def _legacy(self, blob_id: str) -> Path:
+        """Where an earlier version kept the blob: a two-letter sub-folder."""
+        return self.root / blob_id[:2] / blob_id
 
     def create(self, blob_id: str) -> BinaryIO:
+        """The blob's new file, unbuffered: the vault buffers what it writes."""
         fd = os.open(self.path(blob_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return os.fdopen(fd, "wb", buffering=256 * 1024)
+        return os.fdopen(fd, "wb", buffering=0)
 
     def open(self, blob_id: str) -> BinaryIO:
-        return self._existing(blob_id).open("rb")
-
-    def size(self, blob_id: str) -> int:
-        return self._existing(blob_id).stat().st_size
+        try:
+            return self.path(blob_id).open("rb")
+        except FileNotFoundError:
+            return self._legacy(blob_id).open("rb")
 
     def exists(self, blob_id: str) -> bool:
-        return self._existing(blob_id).exists()
+        return self.path(blob_id).exists() or self._legacy(blob_id).exists()
 
     def delete(self, blob_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._existing(blob_id).unlink()
+        try:
+            self.path(blob_id).unlink()
+        except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):
+                self._legacy(blob_id).unlink()
 
     def ids(self) -> Iterator[str]:
         for entry in self.root.iterdir():
