@@ -13,6 +13,7 @@ from doorvoer.db import transaction
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.reader import WindowReader
 from doorvoer.vault.service import VaultError, load_master_key
+from doorvoer.vault.streaming import DecryptionError
 
 PLAIN = b"Bakkerij De Vries;12,50\n" * 50_000
 
@@ -59,7 +60,7 @@ def test_tampering_is_detected(ctx: Context) -> None:
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 1
     path.write_bytes(bytes(raw))
-    with pytest.raises(Exception):
+    with pytest.raises(DecryptionError):
         _read(ctx, blob)
 
 

@@ -1,45 +1,46 @@
 """The vault: the one place where file bytes are written, read and erased (P2, P3).
 
 Every blob is encrypted with a data key of its own, in Tink's streaming AEAD format
-(AES256-GCM-HKDF, 4 KiB segments), bound to the blob id as associated data. The data
-key is wrapped with the master key (AES-256-GCM) and stored in `vault_keys`; erasing
-a blob deletes both its file and its key row, so any stray copy of the ciphertext is
-unreadable (crypto-shredding).
+(AES256-GCM-HKDF, 64 KiB segments: see streaming.py), bound to the blob id as
+associated data. The data key is wrapped with the master key (AES-256-GCM) and stored
+in `vault_keys`; erasing a blob deletes both its file and its key row, so any stray
+copy of the ciphertext is unreadable (crypto-shredding).
+
+A wrapped key holds `KEY_RECORD` (a zero byte, the format version, the segment size and
+the data key). Blobs of earlier versions hold a Tink keyset instead (a protobuf, whose
+first byte is never zero); they are read with Tink, imported only for them.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import secrets
+import struct
 from pathlib import Path
 from typing import BinaryIO, cast
 
-import tink
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
-from tink import cleartext_keyset_handle, streaming_aead
 
 from doorvoer.db import new_id, utcnow
+from doorvoer.vault import streaming
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.store import DiskFull, LocalStore
 
-streaming_aead.register()
 _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
 _INSERT_KEY = insert(_KEYS)  # built once: the statement cache does the rest
 _KEY_OF = select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id"))
 _DELETE_KEYS = delete(_KEYS).where(_KEYS.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
 _BLOBS_OF = select(_KEYS.c.blob_id).where(
     _KEYS.c.owner_id.in_(bindparam("owners", expanding=True)), _KEYS.c.role == bindparam("role"))
-# 4 KiB segments: each stream's buffers are small (a 1 MiB segment cost a fresh 1 MiB
-# buffer per file, about a third of a small upload's time) and large files still
-# stream at over 1 GB/s. The segment size is part of each key, so blobs written with
-# another size stay readable.
-_TEMPLATE = streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF_4KB
 _NONCE = 12
-SEGMENTS_BUFFER = 64 * 1024
+# A zero byte (never the first byte of a Tink keyset), the version, the segment size.
+_RECORD = struct.Struct(">BBI")
+_RECORD_V1 = 1
 
 
 class VaultError(Exception):
@@ -72,21 +73,22 @@ class _SyncedFile(io.RawIOBase):
         self._f = f
         self._fsync = fsync
         self.size = 0
-        self.disk_full = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(b)
         try:
-            n = self._f.write(b)
+            while view:  # an unbuffered file may take less than it is given
+                n = self._f.write(view)
+                view = view[n:]
         except OSError as exc:
             if exc.errno == 28:  # ENOSPC
-                self.disk_full = True
                 raise DiskFull(28, "the vault's disk is full") from None
             raise
-        self.size += n
-        return n
+        self.size += len(b)
+        return len(b)
 
     def close(self) -> None:
         if self.closed:
@@ -103,7 +105,8 @@ class _SyncedFile(io.RawIOBase):
 class BlobWriter:
     """Plaintext in, ciphertext to the store. `close()` seals it; `abort()` discards it."""
 
-    def __init__(self, blob_id: str, stream: BinaryIO, file: _SyncedFile, vault: Vault) -> None:
+    def __init__(self, blob_id: str, stream: streaming.EncryptingWriter, file: _SyncedFile,
+                 vault: Vault) -> None:
         self.blob_id = blob_id
         self.plaintext_bytes = 0
         self.key_row: dict[str, object] = {}
@@ -112,54 +115,45 @@ class BlobWriter:
         self._vault = vault
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        try:
-            n = self._stream.write(data)
-        except Exception as exc:  # noqa: BLE001 - Tink's own error types vary
-            raise self._storage_error(exc) from None
-        self.plaintext_bytes += len(data)
-        return n if n is not None else len(data)
+        n = self._stream.write(data)
+        self.plaintext_bytes += n
+        return n
 
     def close(self) -> int:
         """Seal the blob (final segment, fsync). Returns the plaintext size."""
-        try:
-            self._stream.close()
-        except Exception as exc:  # noqa: BLE001 - Tink's own error types vary
-            raise self._storage_error(exc) from None
+        self._stream.close()
         return self.plaintext_bytes
 
-    def _storage_error(self, exc: Exception) -> OSError:
-        # Tink reports a failed write of its destination in its own words.
-        if self._file.disk_full:
-            return DiskFull(28, "the vault's disk is full")
-        if isinstance(exc, OSError):
-            return exc
-        return OSError(5, "the vault could not store the file")
-
     def abort(self) -> None:
-        try:
-            self._stream.close()
-        except Exception:  # noqa: BLE001 - the blob is deleted either way
-            self._file.close()
+        with contextlib.suppress(OSError):  # the blob is deleted either way
+            self._stream.discard()
         self._vault.store.delete(self.blob_id)
 
 
 class Vault:
-    def __init__(self, store: LocalStore, master_key: bytes, fsync: bool = True) -> None:
+    def __init__(self, store: LocalStore, master_key: bytes, fsync: bool = True,
+                 segment_size: int = streaming.DEFAULT_SEGMENT) -> None:
         self.store = store
         self._master = AESGCM(master_key)
         self._fsync = fsync
+        self.segment_size = segment_size
 
     # -- keys
-    def _wrap(self, blob_id: str, handle: tink.KeysetHandle) -> bytes:
-        out = io.BytesIO()
-        cleartext_keyset_handle.write(tink.BinaryKeysetWriter(out), handle)
+    def _wrap(self, blob_id: str, key: bytes, segment_size: int) -> bytes:
+        record = _RECORD.pack(0, _RECORD_V1, segment_size) + key
         nonce = secrets.token_bytes(_NONCE)
-        return nonce + self._master.encrypt(nonce, out.getvalue(), blob_id.encode())
+        return nonce + self._master.encrypt(nonce, record, blob_id.encode())
 
-    def _unwrap(self, blob_id: str, wrapped: bytes) -> streaming_aead.StreamingAead:
+    def _decrypting(self, blob_id: str, wrapped: bytes, source: BinaryIO) -> BinaryIO:
         raw = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], blob_id.encode())
-        handle = cleartext_keyset_handle.read(tink.BinaryKeysetReader(raw))
-        return handle.primitive(streaming_aead.StreamingAead)
+        if raw[:1] != b"\0":
+            return _tink_decrypting(raw, source, blob_id.encode())
+        _, version, segment_size = _RECORD.unpack_from(raw)
+        if version != _RECORD_V1:
+            raise VaultError(f"unknown key record version {version}")
+        key = raw[_RECORD.size:]
+        return cast(BinaryIO, streaming.DecryptingReader(key, source, blob_id.encode(),
+                                                         segment_size))
 
     # -- blobs
     def prepare(self, owner_id: str, role: str) -> BlobWriter:
@@ -167,21 +161,23 @@ class Vault:
         it in the owner's transaction. Until then the file is residue that the start-up
         sweep removes (and unreadable: its key exists only in this process)."""
         blob_id = new_id()
-        handle = tink.new_keyset_handle(_TEMPLATE)
-        primitive = handle.primitive(streaming_aead.StreamingAead)
+        key = secrets.token_bytes(streaming.KEY_BYTES)
         try:
             raw = _SyncedFile(self.store.create(blob_id), self._fsync)
         except OSError as exc:
             if exc.errno == 28:
                 raise DiskFull(28, "the vault's disk is full") from None
             raise
-        # Tink writes each 4 KiB segment with a call of its own: a C buffer in between
-        # keeps those calls out of Python.
-        buffered = io.BufferedWriter(cast(io.FileIO, raw), SEGMENTS_BUFFER)
-        stream = primitive.new_encrypting_stream(cast(BinaryIO, buffered), blob_id.encode())
+        try:
+            stream = streaming.EncryptingWriter(key, cast(BinaryIO, raw), blob_id.encode(),
+                                                self.segment_size)
+        except OSError:
+            raw.close()
+            self.store.delete(blob_id)
+            raise
         writer = BlobWriter(blob_id, stream, raw, self)
         writer.key_row = {"blob_id": blob_id, "owner_id": owner_id, "role": role,
-                          "wrapped_key": self._wrap(blob_id, handle)}
+                          "wrapped_key": self._wrap(blob_id, key, self.segment_size)}
         return writer
 
     def register(self, db: Session | Connection, *writers: BlobWriter) -> None:
@@ -201,10 +197,12 @@ class Vault:
         wrapped = db.execute(_KEY_OF, {"blob_id": blob_id}).scalar()
         if wrapped is None:
             raise VaultError("blob has been erased")
-        primitive = self._unwrap(blob_id, wrapped)
-        stream: BinaryIO = primitive.new_decrypting_stream(self.store.open(blob_id),
-                                                           blob_id.encode())
-        return stream
+        source = self.store.open(blob_id)
+        try:
+            return self._decrypting(blob_id, wrapped, source)
+        except BaseException:
+            source.close()
+            raise
 
     def erase(self, db: Session | Connection, *blob_ids: str) -> None:
         """Shred: the key rows go with `db`'s commit, the files at once."""
@@ -230,3 +228,15 @@ class Vault:
                 self.store.delete(blob_id)
                 gone += 1
         return gone
+
+
+def _tink_decrypting(keyset: bytes, source: BinaryIO, associated_data: bytes) -> BinaryIO:
+    """A blob of an earlier version, whose key is a Tink keyset (the same format)."""
+    import tink
+    from tink import cleartext_keyset_handle, streaming_aead
+
+    streaming_aead.register()
+    handle = cleartext_keyset_handle.read(tink.BinaryKeysetReader(keyset))
+    primitive = handle.primitive(streaming_aead.StreamingAead)
+    stream: BinaryIO = primitive.new_decrypting_stream(source, associated_data)
+    return stream
