@@ -125,6 +125,20 @@ class _WriterLock:
                 self._local.release()
                 raise
 
+    def try_enter(self) -> bool:
+        """Take the lock if nobody holds it; never waits."""
+        if not self._local.acquire(blocking=False):
+            return False
+        self._depth += 1
+        if self._depth == 1 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._depth -= 1
+                self._local.release()
+                return False
+        return True
+
     def __exit__(self, *exc: object) -> None:
         if self._depth == 1 and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -151,6 +165,23 @@ def _writer_lock(engine: Engine) -> _WriterLock | None:
             path = Path(db) if db and db != ":memory:" else None
             lock = _SQLITE_WRITERS[engine] = _WriterLock(path)
         return lock
+
+
+@contextmanager
+def unless_waiting(engine: Engine) -> Iterator[bool]:
+    """On SQLite: take the writer lock if it is free at once, and say whether it was.
+    Whoever holds it may run short database work (writes included: the lock is
+    re-entrant) without ever waiting for another writer, so an event loop can do such
+    work itself instead of handing it to a thread. Elsewhere (PostgreSQL, whose
+    statements travel over the network) it is never taken."""
+    lock = _writer_lock(engine)
+    if lock is None or not lock.try_enter():
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.__exit__()
 
 
 @contextmanager
