@@ -81,7 +81,10 @@ def make_engine(url: str, durable: bool = False) -> Engine:
             # "database is locked" when a read transaction tries to upgrade; readers
             # start deferred and never wait for a writer (WAL).
             write = conn.get_execution_options().get(WRITE_OPTION)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # On the driver's connection: SQLAlchemy's execution machinery would cost
+            # more than the statement, and every transaction begins here.
+            conn.connection.driver_connection.execute(
+                "BEGIN IMMEDIATE" if write else "BEGIN")
 
         # pysqlite's own transaction handling must be off for BEGIN IMMEDIATE to work.
         @event.listens_for(engine, "connect")
@@ -201,6 +204,44 @@ def writing(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn
+
+
+class FastWrite:
+    """An INSERT or UPDATE of the hottest transactions (an upload's OPEN and CLOSE). On
+    SQLite it runs on the driver's own cursor, where SQLAlchemy's execution machinery
+    costs more than SQLite's statement (about 55 of 70 microseconds here). SQLAlchemy
+    still compiles it, once per set of keys, and its bind processors convert the values,
+    so the row is the one `Connection.execute` would write; a statement that needs more
+    (Python-side defaults, say) and every other database go through `Connection.execute`.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._plans: dict[tuple[str, ...], tuple[str, list[tuple[str, Any]]] | None] = {}
+
+    def _plan(self, conn: Connection, keys: tuple[str, ...]
+              ) -> tuple[str, list[tuple[str, Any]]] | None:
+        if keys not in self._plans:
+            compiled: Any = self.statement.compile(dialect=conn.dialect, column_keys=list(keys))
+            plain = not (compiled.insert_prefetch or compiled.update_prefetch
+                         or compiled.postfetch or compiled.returning)
+            processors = compiled._bind_processors  # what SQLAlchemy applies itself
+            self._plans[keys] = (compiled.string, [
+                (name, processors.get(name)) for name in compiled.positiontup
+            ]) if plain and compiled.positiontup is not None else None
+        return self._plans[keys]
+
+    def __call__(self, conn: Connection, *rows: dict[str, Any]) -> None:
+        """Run it for each row (all with the same keys), in `conn`'s transaction."""
+        sqlite = conn.dialect.name == "sqlite" and rows
+        plan = self._plan(conn, tuple(rows[0])) if sqlite else None
+        if plan is None:
+            conn.execute(self.statement, list(rows))
+            return
+        sql, binds = plan
+        values = [[row[name] if convert is None else convert(row[name])
+                   for name, convert in binds] for row in rows]
+        conn.connection.driver_connection.executemany(sql, values)  # type: ignore[union-attr]
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from doorvoer.context import Context
-from doorvoer.db import checkpoint, new_id, transaction, utcnow, writing
+from doorvoer.db import FastWrite, checkpoint, new_id, transaction, utcnow, writing
 from doorvoer.processes.models import Process
 from doorvoer.processes.service import parsed_spec
 from doorvoer.processes.spec import PickupTarget, ProcessSpec
@@ -34,13 +34,13 @@ MAX_ATTEMPTS = 3
 _T: Table = Transfer.__table__  # type: ignore[assignment]
 _P: Table = Process.__table__  # type: ignore[assignment]
 # The statements of an upload's open and close, built once (the cache does the rest).
-_INSERT_T = insert(_T)
+_INSERT_T = FastWrite(insert(_T))
 _NAME_OF = (  # the upload's name now, and the process of its folder
     select(_T.c.folder, _T.c.filename, _P.c.id, _P.c.name, _P.c.spec_yaml)
     .select_from(_T.outerjoin(_P, (_P.c.tenant_id == _T.c.tenant_id)
                               & (_P.c.folder == _T.c.folder)))
     .where(_T.c.id == bindparam("tid")))
-_RECEIVED = update(_T).where(_T.c.id == bindparam("tid"))
+_RECEIVED = FastWrite(update(_T).where(_T.c.id == bindparam("tid")))
 _PROCESS_OF = select(_P.c.id, _P.c.name, _P.c.spec_yaml).where(
     _P.c.tenant_id == bindparam("tenant"), _P.c.folder == bindparam("folder"))
 _WAITING = or_(_T.c.state == State.RECEIVED,
@@ -106,7 +106,7 @@ def begin_upload(
     try:
         with writing(ctx.engine) as conn:
             ctx.vault.register(conn, writer)
-            conn.execute(_INSERT_T, {
+            _INSERT_T(conn, {
                 "id": transfer_id, "tenant_id": tenant_id, "account_id": account_id,
                 "folder": folder, "filename": filename, "state": State.RECEIVING,
                 "opened_at": now, "lease_owner": ctx.node_id,
@@ -132,7 +132,7 @@ def complete_upload(ctx: Context, upload: Upload) -> State:
         if row is None:  # erased (the tenant's erasure, say) while it was open
             raise Conflict("the upload was removed while it was open")
         route = _route(ctx, row.folder, row.filename, row if row.id else None, now)
-        conn.execute(_RECEIVED, {"tid": upload.transfer_id, "bytes_in": size,
+        _RECEIVED(conn, {"tid": upload.transfer_id, "bytes_in": size,
                                  "received_at": now, "lease_owner": None, "lease_until": None,
                                  "process_id": None, "process_name": None, **route})
     if route["state"] == State.RECEIVED:

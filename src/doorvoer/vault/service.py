@@ -26,13 +26,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from doorvoer.db import new_id, utcnow
+from doorvoer.db import FastWrite, new_id, utcnow
 from doorvoer.vault import streaming
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.store import DiskFull, LocalStore
 
 _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
-_INSERT_KEY = insert(_KEYS)  # built once: the statement cache does the rest
+_INSERT_KEY = FastWrite(insert(_KEYS))
 _KEY_OF = select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id"))
 _DELETE_KEYS = delete(_KEYS).where(_KEYS.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
 _BLOBS_OF = select(_KEYS.c.blob_id).where(
@@ -182,8 +182,11 @@ class Vault:
 
     def register(self, db: Session | Connection, *writers: BlobWriter) -> None:
         """Store the prepared blobs' wrapped keys in `db`'s transaction."""
-        now = utcnow()
-        db.execute(_INSERT_KEY, [{**w.key_row, "created_at": now} for w in writers])
+        rows = [{**w.key_row, "created_at": utcnow()} for w in writers]
+        if isinstance(db, Connection):
+            _INSERT_KEY(db, *rows)
+        else:
+            db.execute(_INSERT_KEY.statement, rows)
 
     def create(self, db: Session | Connection, owner_id: str, role: str) -> BlobWriter:
         """A new blob whose key row is written in `db`'s transaction (commit it with the
