@@ -16,6 +16,8 @@ from doorvoer.secrets.sealing import Sealer
 from doorvoer.vault.service import Vault, load_master_key
 from doorvoer.vault.store import LocalStore
 
+VAULT_SPARES = 16  # empty files the vault creates ahead (see vault/store.py)
+
 
 @dataclass
 class Context:
@@ -32,9 +34,11 @@ class Context:
     def open(cls, settings: Settings) -> Context:
         engine = make_engine(settings.resolved_database_url, durable=settings.fsync)
         master = load_master_key(settings.master_key_path, settings.master_key)
-        vault = Vault(LocalStore(settings.vault_dir), master, fsync=settings.fsync)
+        vault = Vault(LocalStore(settings.vault_dir, spares=VAULT_SPARES), master,
+                      fsync=settings.fsync)
         return cls(settings=settings, engine=engine, sessions=make_sessions(engine), vault=vault,
                    sealer=Sealer(master))
 
     def close(self) -> None:
+        self.vault.store.close()
         self.engine.dispose()

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from doorvoer.db import FastWrite, new_id, utcnow
+from doorvoer.db import FastWrite, utcnow
 from doorvoer.vault import streaming
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.store import DiskFull, LocalStore
@@ -160,10 +160,10 @@ class Vault:
         """A new blob, ready for writing, whose key row is not stored yet: `register`
         it in the owner's transaction. Until then the file is residue that the start-up
         sweep removes (and unreadable: its key exists only in this process)."""
-        blob_id = new_id()
         key = secrets.token_bytes(streaming.KEY_BYTES)
         try:
-            raw = _SyncedFile(self.store.create(blob_id), self._fsync)
+            blob_id, file = self.store.create_new()
+            raw = _SyncedFile(file, self._fsync)
         except OSError as exc:
             if exc.errno == 28:
                 raise DiskFull(28, "the vault's disk is full") from None
@@ -223,9 +223,10 @@ class Vault:
         return list(session.scalars(select(BlobKey).where(BlobKey.owner_id == owner_id)))
 
     def sweep_files(self, session: Session) -> int:
-        """Delete blob files that have no key (unreadable residue). Returns how many."""
+        """Delete blob files that have no key (unreadable residue) and spare files of
+        processes that are gone. Returns how many."""
         known = set(session.scalars(select(BlobKey.blob_id)))
-        gone = 0
+        gone = self.store.sweep_spares()
         for blob_id in list(self.store.ids()):
             if blob_id not in known:
                 self.store.delete(blob_id)
