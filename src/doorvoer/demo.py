@@ -27,6 +27,7 @@ from doorvoer.processes.service import apply_process
 from doorvoer.tenants.service import create_tenant
 from doorvoer.transfers.models import Transfer
 from doorvoer.vault.models import BlobKey
+from doorvoer.vault.store import SPARE
 from doorvoer.web.tls import fingerprint
 
 SPEC = """\
@@ -122,6 +123,7 @@ def _story(console: Console, ctx: Context, output: bytes) -> None:
         transfers = list(s.scalars(select(Transfer).order_by(Transfer.opened_at)))
         keys_left = s.scalar(select(func.count()).select_from(BlobKey))
     blobs_left = sum(1 for _ in ctx.vault.store.ids())
+    spare_bytes = sum(p.stat().st_size for p in ctx.vault.store.root.glob(f"{SPARE}*"))
 
     came = Table(title="What came in", header_style="bold cyan")
     for col in ("file", "size", "rows", "received"):
@@ -157,6 +159,8 @@ def _story(console: Console, ctx: Context, output: bytes) -> None:
     proof.add_column("check")
     proof.add_column("found")
     proof.add_row("encrypted blobs in the vault folder", str(blobs_left))
+    proof.add_row("bytes in the vault's spare files (empty files made ahead)",
+                  str(spare_bytes))
     proof.add_row("data keys in the database", str(keys_left))
     proof.add_row("plaintext of the input anywhere in the data dir",
                   str(_plaintext_found(ctx.settings.data_dir)))
