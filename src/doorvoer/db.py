@@ -233,8 +233,9 @@ class FastWrite:
 
     def __call__(self, conn: Connection, *rows: dict[str, Any]) -> None:
         """Run it for each row (all with the same keys), in `conn`'s transaction."""
-        sqlite = conn.dialect.name == "sqlite" and rows
-        plan = self._plan(conn, tuple(rows[0])) if sqlite else None
+        if not rows:
+            return
+        plan = self._plan(conn, tuple(rows[0])) if conn.dialect.name == "sqlite" else None
         if plan is None:
             conn.execute(self.statement, list(rows))
             return

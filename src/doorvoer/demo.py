@@ -27,7 +27,6 @@ from doorvoer.processes.service import apply_process
 from doorvoer.tenants.service import create_tenant
 from doorvoer.transfers.models import Transfer
 from doorvoer.vault.models import BlobKey
-from doorvoer.vault.store import SPARE
 from doorvoer.web.tls import fingerprint
 
 SPEC = """\
@@ -123,7 +122,7 @@ def _story(console: Console, ctx: Context, output: bytes) -> None:
         transfers = list(s.scalars(select(Transfer).order_by(Transfer.opened_at)))
         keys_left = s.scalar(select(func.count()).select_from(BlobKey))
     blobs_left = sum(1 for _ in ctx.vault.store.ids())
-    spare_bytes = sum(p.stat().st_size for p in ctx.vault.store.root.glob(f"{SPARE}*"))
+    spare_bytes = ctx.vault.store.spare_bytes()
 
     came = Table(title="What came in", header_style="bold cyan")
     for col in ("file", "size", "rows", "received"):

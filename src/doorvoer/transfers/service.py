@@ -132,9 +132,9 @@ def complete_upload(ctx: Context, upload: Upload) -> State:
         if row is None:  # erased (the tenant's erasure, say) while it was open
             raise Conflict("the upload was removed while it was open")
         route = _route(ctx, row.folder, row.filename, row if row.id else None, now)
-        _RECEIVED(conn, {"tid": upload.transfer_id, "bytes_in": size,
-                                 "received_at": now, "lease_owner": None, "lease_until": None,
-                                 "process_id": None, "process_name": None, **route})
+        _RECEIVED(conn, {"tid": upload.transfer_id, "bytes_in": size, "received_at": now,
+                         "lease_owner": None, "lease_until": None, "process_id": None,
+                         "process_name": None, **route})
     if route["state"] == State.RECEIVED:
         ctx.nudge()
     return cast(State, route["state"])

@@ -6,7 +6,7 @@ associated data. The data key is wrapped with the master key (AES-256-GCM) and s
 in `vault_keys`; erasing a blob deletes both its file and its key row, so any stray
 copy of the ciphertext is unreadable (crypto-shredding).
 
-A wrapped key holds `KEY_RECORD` (a zero byte, the format version, the segment size and
+A wrapped key holds `_RECORD` (a zero byte, the format version, the segment size and
 the data key). Blobs of earlier versions hold a Tink keyset instead (a protobuf, whose
 first byte is never zero); they are read with Tink, imported only for them.
 """
@@ -41,6 +41,7 @@ _NONCE = 12
 # A zero byte (never the first byte of a Tink keyset), the version, the segment size.
 _RECORD = struct.Struct(">BBI")
 _RECORD_V1 = 1
+_SEGMENT = streaming.DEFAULT_SEGMENT  # new blobs; each key records its own
 
 
 class VaultError(Exception):
@@ -72,7 +73,6 @@ class _SyncedFile(io.RawIOBase):
     def __init__(self, f: BinaryIO, fsync: bool) -> None:
         self._f = f
         self._fsync = fsync
-        self.size = 0
 
     def writable(self) -> bool:
         return True
@@ -87,7 +87,6 @@ class _SyncedFile(io.RawIOBase):
             if exc.errno == 28:  # ENOSPC
                 raise DiskFull(28, "the vault's disk is full") from None
             raise
-        self.size += len(b)
         return len(b)
 
     def close(self) -> None:
@@ -105,13 +104,11 @@ class _SyncedFile(io.RawIOBase):
 class BlobWriter:
     """Plaintext in, ciphertext to the store. `close()` seals it; `abort()` discards it."""
 
-    def __init__(self, blob_id: str, stream: streaming.EncryptingWriter, file: _SyncedFile,
-                 vault: Vault) -> None:
+    def __init__(self, blob_id: str, stream: streaming.EncryptingWriter, vault: Vault) -> None:
         self.blob_id = blob_id
         self.plaintext_bytes = 0
         self.key_row: dict[str, object] = {}
         self._stream = stream
-        self._file = file
         self._vault = vault
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -131,12 +128,10 @@ class BlobWriter:
 
 
 class Vault:
-    def __init__(self, store: LocalStore, master_key: bytes, fsync: bool = True,
-                 segment_size: int = streaming.DEFAULT_SEGMENT) -> None:
+    def __init__(self, store: LocalStore, master_key: bytes, fsync: bool = True) -> None:
         self.store = store
         self._master = AESGCM(master_key)
         self._fsync = fsync
-        self.segment_size = segment_size
 
     # -- keys
     def _wrap(self, blob_id: str, key: bytes, segment_size: int) -> bytes:
@@ -168,25 +163,18 @@ class Vault:
             if exc.errno == 28:
                 raise DiskFull(28, "the vault's disk is full") from None
             raise
-        try:
-            stream = streaming.EncryptingWriter(key, cast(BinaryIO, raw), blob_id.encode(),
-                                                self.segment_size)
-        except OSError:
-            raw.close()
-            self.store.delete(blob_id)
-            raise
-        writer = BlobWriter(blob_id, stream, raw, self)
+        stream = streaming.EncryptingWriter(key, cast(BinaryIO, raw), blob_id.encode(),
+                                            _SEGMENT)
+        writer = BlobWriter(blob_id, stream, self)
         writer.key_row = {"blob_id": blob_id, "owner_id": owner_id, "role": role,
-                          "wrapped_key": self._wrap(blob_id, key, self.segment_size)}
+                          "wrapped_key": self._wrap(blob_id, key, _SEGMENT)}
         return writer
 
     def register(self, db: Session | Connection, *writers: BlobWriter) -> None:
         """Store the prepared blobs' wrapped keys in `db`'s transaction."""
-        rows = [{**w.key_row, "created_at": utcnow()} for w in writers]
-        if isinstance(db, Connection):
-            _INSERT_KEY(db, *rows)
-        else:
-            db.execute(_INSERT_KEY.statement, rows)
+        now = utcnow()
+        conn = db.connection() if isinstance(db, Session) else db
+        _INSERT_KEY(conn, *({**w.key_row, "created_at": now} for w in writers))
 
     def create(self, db: Session | Connection, owner_id: str, role: str) -> BlobWriter:
         """A new blob whose key row is written in `db`'s transaction (commit it with the
