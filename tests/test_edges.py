@@ -276,6 +276,57 @@ def test_a_batch_of_small_files_is_claimed_and_recorded_together(
     assert transfers.claim_next(ctx, transfers.BATCH_FILES) == []
 
 
+def test_failures_in_a_batch_are_recorded_together_and_erased(
+    ctx: Context, login: Login
+) -> None:
+    """Failed transforms end in one write transaction (a batch of bad files must not
+    take the writer lock once per file), each with its own reason and nothing left in
+    the vault; a transfer erased while its batch ran does not stop the others."""
+    from sqlalchemy import event
+
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+    from doorvoer.transfers.models import Transfer
+    from doorvoer.vault.models import BlobKey
+
+    with ctx.sessions() as s:
+        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    ragged = b"id;name;amount\n1;Jansen\n"
+    ids = [_received(ctx, tenant_id, f"f{i}.csv", ragged if i % 2 else CSV) for i in range(6)]
+    claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+    assert [c.transfer_id for c in claims] == ids
+    with ctx.sessions.begin() as s:  # the tenant's erasure takes one while it waits
+        gone = s.get_one(Transfer, ids[3])
+        for key in ctx.vault.owned_by(s, gone.id):
+            ctx.vault.erase(s, key.blob_id)
+        s.delete(gone)
+
+    commits: list[int] = []
+
+    def count(_conn: object) -> None:
+        commits.append(1)
+
+    event.listen(ctx.engine, "commit", count)
+    try:
+        states = transfers.process_claims(ctx, claims)
+    finally:
+        event.remove(ctx.engine, "commit", count)
+    assert states == {ids[0]: State.READY, ids[1]: State.FAILED, ids[2]: State.READY,
+                      ids[3]: State.DISCARDED, ids[4]: State.READY, ids[5]: State.FAILED}
+    assert len(commits) == 2  # one for the failures, one for the successes
+    with ctx.sessions() as s:
+        for tid in (ids[1], ids[5]):
+            t = s.get_one(Transfer, tid)
+            assert t.error is not None and "line 2" in t.error, t.error
+            assert "Jansen" not in t.error
+            assert t.erased_at is not None
+            assert s.query(BlobKey).filter_by(owner_id=tid).count() == 0
+        keys = {k.blob_id for k in s.query(BlobKey)}
+        outputs = {s.get_one(Transfer, tid).output_blob_id for tid in (ids[0], ids[2], ids[4])}
+    assert keys == outputs  # the three outputs wait for pickup; nothing else is kept
+    assert set(ctx.vault.store.ids()) == keys
+
+
 def test_worker_threads_that_wake_together_prepare_one_output_per_transfer(
     ctx: Context, login: Login
 ) -> None:
