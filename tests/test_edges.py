@@ -297,8 +297,7 @@ def test_failures_in_a_batch_are_recorded_together_and_erased(
     assert [c.transfer_id for c in claims] == ids
     with ctx.sessions.begin() as s:  # the tenant's erasure takes one while it waits
         gone = s.get_one(Transfer, ids[3])
-        for key in ctx.vault.owned_by(s, gone.id):
-            ctx.vault.erase(s, key.blob_id)
+        ctx.vault.erase_owned(s, gone.id)
         s.delete(gone)
 
     commits: list[int] = []
@@ -361,3 +360,45 @@ def test_worker_threads_that_wake_together_prepare_one_output_per_transfer(
         t.join(10)
     assert sorted(claimed) == [[], [tid]]
     assert prepared == [tid]
+
+
+def test_the_outbox_end_of_a_transfer(ctx: Context, login: Login) -> None:
+    """An output fetched whole and then deleted is picked up; one deleted unread is
+    removed. Either way the transfer is erased with its output, and what the tenant
+    sees of it says when it was delivered."""
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+    from doorvoer.transfers.models import Delivery, DState, Transfer
+    from doorvoer.vault.models import BlobKey
+
+    with ctx.sessions() as s:
+        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    fetched, unread = (_received(ctx, tenant_id, f"{n}.csv", CSV) for n in ("a", "b"))
+    claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+    assert transfers.process_claims(ctx, claims) == {fetched: State.READY,
+                                                     unread: State.READY}
+    assert [e.name for e in transfers.outbox_entries(ctx, tenant_id, "orders")] == [
+        "a.json", "b.json"]
+    pickup = transfers.open_pickup(ctx, tenant_id, "orders", "a.json")
+    assert pickup is not None and pickup.transfer_id == fetched
+    entry = transfers.outbox_entry(ctx, tenant_id, "orders", "a.json")
+    assert entry is not None and entry.size == pickup.size > 0
+    transfers.mark_fetched(ctx, pickup.delivery_id)
+    transfers.mark_fetched(ctx, pickup.delivery_id)  # a second download changes nothing
+    for name in ("a.json", "b.json"):
+        transfers.remove_pickup(ctx, tenant_id, "orders", name)
+    with pytest.raises(FileNotFoundError):
+        transfers.remove_pickup(ctx, tenant_id, "orders", "a.json")
+    assert transfers.outbox_entries(ctx, tenant_id, "orders") == []
+    assert transfers.open_pickup(ctx, tenant_id, "orders", "b.json") is None
+
+    with ctx.sessions() as s:
+        states = {d.transfer_id: d.state for d in s.query(Delivery)}
+        assert states == {fetched: DState.PICKED_UP, unread: DState.REMOVED}
+        for tid in (fetched, unread):
+            t = s.get_one(Transfer, tid)
+            assert (t.state, t.error) == (State.ERASED, None)
+            assert t.delivered_at is not None and t.erased_at is not None
+            assert t.output_blob_id is not None
+        assert s.query(BlobKey).count() == 0
+    assert list(ctx.vault.store.ids()) == []

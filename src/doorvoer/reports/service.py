@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, true
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from doorvoer.accounts.models import User
@@ -29,7 +29,7 @@ from doorvoer.context import Context
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import spec_of
+from doorvoer.processes.service import parsed_spec
 from doorvoer.processes.spec import parse_spec
 from doorvoer.tenants.models import Tenant
 from doorvoer.tenants.service import set_report
@@ -43,12 +43,16 @@ MAX_RANGE_DAYS = 366
 # ---------------------------------------------------------------- reporting on or off
 
 
-def process_reports(process: Process) -> bool:
-    """Whether the process's spec keeps reports (`report: true`, the default)."""
+def spec_reports(spec_yaml: str) -> bool:
+    """Whether a process spec keeps reports (`report: true`, the default)."""
     try:
-        return spec_of(process).report
+        return parsed_spec(spec_yaml).report
     except UserError:
         return True  # a spec that no longer parses: the tenant's switch decides
+
+
+def process_reports(process: Process) -> bool:
+    return spec_reports(process.spec_yaml)
 
 
 def unreported_process_ids(s: Session, tenant_id: str | None = None) -> set[str]:
@@ -59,30 +63,26 @@ def unreported_process_ids(s: Session, tenant_id: str | None = None) -> set[str]
     return {p.id for p in s.scalars(q) if not process_reports(p)}
 
 
-def reports_kept(s: Session, t: Transfer) -> bool:
-    tenant = s.get(Tenant, t.tenant_id)
-    if tenant is None or not tenant.report:
-        return False
-    if t.process_id is not None:
-        process = s.get(Process, t.process_id)
-        if process is not None and not process_reports(process):
-            return False
-    return True
+_REPORTING = (
+    select(Transfer.state, Transfer.received_at, Tenant.report, Process.spec_yaml)
+    .select_from(Transfer)
+    .outerjoin(Tenant, Tenant.id == Transfer.tenant_id)
+    .outerjoin(Process, Process.id == Transfer.process_id)
+    .where(Transfer.id == bindparam("tid")))
 
 
-def _stat_grace_over(ctx: Context, t: Transfer, now: datetime) -> bool:
-    grace = timedelta(seconds=ctx.settings.stat_grace_s)
-    return t.received_at is None or t.received_at < now - grace
-
-
-def forget_if_unreported(s: Session, ctx: Context, t: Transfer) -> None:
+def forget_if_unreported(db: Session | Connection, ctx: Context, transfer_id: str) -> None:
     """Called where a transfer ends (`transfers.service._finish`): delete its record when
     its tenant or process keeps no reports. Within the stat grace the row stays (the
     client may still stat the file it just wrote); `purge_unreported` deletes it then."""
-    if not t.state.final or reports_kept(s, t):
+    row = db.execute(_REPORTING, {"tid": transfer_id}).first()
+    if row is None or State(row.state) not in FINAL:
         return
-    if _stat_grace_over(ctx, t, utcnow()):
-        _forget(s, [t.id])
+    if row.report and (row.spec_yaml is None or spec_reports(row.spec_yaml)):
+        return
+    grace = timedelta(seconds=ctx.settings.stat_grace_s)
+    if row.received_at is None or row.received_at < utcnow() - grace:
+        _forget(db, [transfer_id])
 
 
 def purge_unreported(s: Session, ctx: Context, now: datetime | None = None,
@@ -106,18 +106,20 @@ def purge_unreported(s: Session, ctx: Context, now: datetime | None = None,
     return len(ids)
 
 
-def _forget(s: Session, ids: Sequence[str]) -> None:
+def _forget(db: Session | Connection, ids: Sequence[str]) -> None:
     if not ids:
         return
-    s.flush()  # changes made to these rows earlier in the transaction go first
+    if isinstance(db, Session):
+        db.flush()  # changes made to these rows earlier in the transaction go first
     for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-        s.execute(delete(Delivery).where(Delivery.transfer_id.in_(chunk)))
-        s.execute(delete(Transfer).where(Transfer.id.in_(chunk)))
-    gone = set(ids)
-    for obj in list(s.identity_map.values()):
-        if (isinstance(obj, Transfer) and obj.id in gone) or (
-                isinstance(obj, Delivery) and obj.transfer_id in gone):
-            s.expunge(obj)
+        db.execute(delete(Delivery).where(Delivery.transfer_id.in_(chunk)))
+        db.execute(delete(Transfer).where(Transfer.id.in_(chunk)))
+    if isinstance(db, Session):
+        gone = set(ids)
+        for obj in list(db.identity_map.values()):
+            if (isinstance(obj, Transfer) and obj.id in gone) or (
+                    isinstance(obj, Delivery) and obj.transfer_id in gone):
+                db.expunge(obj)
 
 
 def set_reporting(s: Session, ctx: Context, tenant: Tenant, on: bool) -> int:

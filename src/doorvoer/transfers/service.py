@@ -59,6 +59,31 @@ _INSERT_D = insert(_D)
 _LEASES_OF = select(_T.c.id, _T.c.state, _T.c.lease_owner, _T.c.tenant_id).where(
     _T.c.id.in_(bindparam("tids", expanding=True)))
 _PROCESSED = update(_T).where(_T.c.id == bindparam("tid"))
+# The end of a transfer (`_finish`) and the derivation of its state (`_settle`).
+_STATE_OF = select(_T.c.state).where(_T.c.id == bindparam("tid"))
+_DELIVERIES_OF = (select(_D.c.kind, _D.c.state, _D.c.target_no, _D.c.error, _D.c.done_at)
+                  .where(_D.c.transfer_id == bindparam("tid")).order_by(_D.c.target_no))
+_END_DELIVERIES = (update(_D)
+                   .where(_D.c.transfer_id == bindparam("tid"), _D.c.state.not_in(list(DFINAL)))
+                   .values(state=DState.FAILED, done_at=bindparam("now")))
+_END = update(_T).where(_T.c.id == bindparam("tid")).values(
+    state=bindparam("end_state"), error=bindparam("reason"), erased_at=bindparam("now"),
+    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now")),
+    delivered_at=func.coalesce(bindparam("delivered"), _T.c.delivered_at),
+    lease_owner=None, lease_until=None, hold_until=None)
+# The outbox.
+_PICKUP = (select(_D.c.id, _D.c.state, _D.c.transfer_id)
+           .where(_D.c.tenant_id == bindparam("tenant"), _D.c.kind == "pickup",
+                  _D.c.outbox_folder == bindparam("folder"),
+                  _D.c.outbox_name == bindparam("name"),
+                  _D.c.state.in_([DState.READY, DState.FETCHED]))
+           .limit(1))
+_PICKED = update(_D).where(_D.c.id == bindparam("did")).values(
+    state=bindparam("new_state"), done_at=func.coalesce(_D.c.done_at, bindparam("now")))
+_FETCHED = update(_D).where(_D.c.id == bindparam("did"), _D.c.state == DState.READY).values(
+    state=DState.FETCHED, fetched_at=bindparam("now"), done_at=bindparam("now"))
+_SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
+    state=bindparam("new_state"), error=bindparam("reason"))
 _FAILED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=State.FAILED, error=bindparam("error"), erased_at=bindparam("now"),
     input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now")),
@@ -147,9 +172,8 @@ def complete_upload(ctx: Context, upload: Upload) -> State:
 def interrupt_upload(ctx: Context, upload: Upload, reason: str) -> State:
     """An upload that did not complete is never processed: erase it and report."""
     upload.writer.abort()
-    with transaction(ctx.sessions) as s:
-        t = s.get_one(Transfer, upload.transfer_id)
-        _finish(s, ctx, t, State.INTERRUPTED, reason)
+    with writing(ctx.engine) as conn:
+        _finish(conn, ctx, upload.transfer_id, State.INTERRUPTED, reason)
     return State.INTERRUPTED
 
 
@@ -207,7 +231,7 @@ def remove_upload(ctx: Context, tenant_id: str, folder: str, name: str) -> None:
             raise FileNotFoundError
         if t.state != State.HELD:
             raise Conflict("only a file waiting for a rename can be removed")
-        _finish(s, ctx, t, State.DISCARDED, "removed by the client before processing")
+        _finish(s, ctx, t.id, State.DISCARDED, "removed by the client before processing")
 
 
 def _inbox_visible(ctx: Context, now: datetime) -> object:
@@ -554,51 +578,50 @@ def _deliveries(transfer_id: str, tenant_id: str, output_name: str, spec: Proces
     return rows
 
 
-def _finish(s: Session, ctx: Context, t: Transfer, state: State, reason: str | None) -> None:
-    """End a transfer: erase every blob it owns, record why and when."""
+def _finish(db: Session | Connection, ctx: Context, transfer_id: str, state: State,
+            reason: str | None, delivered_at: datetime | None = None) -> None:
+    """End a transfer: erase every blob it owns, record why and when. The one place
+    where a transfer ends (but for `_record_failures`, which does the same for a batch);
+    plain statements, so that it is as cheap on the doors' paths as in housekeeping."""
+    if isinstance(db, Session):
+        db.flush()  # the caller's changes go first
     now = utcnow()
-    for key in ctx.vault.owned_by(s, t.id):
-        ctx.vault.erase(s, key.blob_id)
-    if t.input_erased_at is None:
-        t.input_erased_at = now
-    for d in s.scalars(select(Delivery).where(Delivery.transfer_id == t.id)):
-        if d.state not in DFINAL:
-            d.state = DState.FAILED
-            d.done_at = now
-    t.state = state
-    t.error = reason
-    t.erased_at = now
-    t.lease_owner = None
-    t.lease_until = None
-    t.hold_until = None
+    ctx.vault.erase_owned(db, transfer_id)
+    db.execute(_END_DELIVERIES, {"tid": transfer_id, "now": now})
+    db.execute(_END, {"tid": transfer_id, "end_state": state, "reason": reason, "now": now,
+                      "delivered": delivered_at})
     # P4: where the tenant or the process keeps no reports, the record goes too.
-    forget_if_unreported(s, ctx, t)
+    forget_if_unreported(db, ctx, transfer_id)
 
 
-def _settle(s: Session, ctx: Context, t: Transfer) -> None:
+def _settle(db: Session | Connection, ctx: Context, transfer_id: str) -> None:
     """Derive the transfer's state from its deliveries; erase the output when all are
     done."""
-    if t.state.final or t.state not in (State.DELIVERING, State.READY):
+    if isinstance(db, Session):
+        db.flush()  # the caller's changes to the deliveries go first
+    state = db.execute(_STATE_OF, {"tid": transfer_id}).scalar()
+    if state not in (State.DELIVERING, State.READY):
         return
-    deliveries = list(s.scalars(select(Delivery).where(Delivery.transfer_id == t.id)))
+    deliveries = db.execute(_DELIVERIES_OF, {"tid": transfer_id}).all()
     failed = [d for d in deliveries if d.state in (DState.FAILED, DState.EXPIRED)]
     # A failed target is reported at once, even while another still waits.
-    t.error = "; ".join(
+    error = "; ".join(
         f"target {d.target_no + 1} ({d.kind}): {d.error or d.state.lower()}" for d in failed
     ) or None
     if all(d.state in DFINAL for d in deliveries):
         done = [d.done_at for d in deliveries if d.done_at is not None]
-        if done and not failed:
-            t.delivered_at = max(done)
-        _finish(s, ctx, t, State.FAILED if failed else State.ERASED, t.error)
+        delivered = max(done) if done and not failed else None
+        _finish(db, ctx, transfer_id, State.FAILED if failed else State.ERASED, error,
+                delivered)
         return
     pending_push = any(d.kind != "pickup" and d.state not in DFINAL for d in deliveries)
-    t.state = State.DELIVERING if pending_push else State.READY
+    db.execute(_SETTLED, {"tid": transfer_id, "reason": error,
+                          "new_state": State.DELIVERING if pending_push else State.READY})
 
 
 def settle(ctx: Context, transfer_id: str) -> None:
-    with transaction(ctx.sessions) as s:
-        _settle(s, ctx, s.get_one(Transfer, transfer_id))
+    with writing(ctx.engine) as conn:
+        _settle(conn, ctx, transfer_id)
 
 
 # ---------------------------------------------------------------- the outbox
@@ -612,43 +635,43 @@ class Pickup:
     size: int
 
 
-def _outbox_query(tenant_id: str, folder: str, name: str | None = None) -> Any:
-    """Waiting pickups of a folder (one name, or all), with their transfers."""
-    q = (select(Delivery, Transfer)
-         .join(Transfer, Transfer.id == Delivery.transfer_id)
-         .where(Delivery.tenant_id == tenant_id, Delivery.kind == "pickup",
-                Delivery.outbox_folder == folder,
-                Delivery.state.in_([DState.READY, DState.FETCHED])))
-    if name is not None:
-        q = q.where(Delivery.outbox_name == name)
-    return q.order_by(Delivery.outbox_name)
+_OUTBOX = (  # waiting pickups of a folder, with what a listing or a download needs
+    select(_D.c.id, _D.c.outbox_name, _T.c.id.label("tid"), _T.c.output_blob_id,
+           _T.c.bytes_out, _T.c.processed_at, _T.c.opened_at)
+    .select_from(_D.join(_T, _T.c.id == _D.c.transfer_id))
+    .where(_D.c.tenant_id == bindparam("tenant"), _D.c.kind == "pickup",
+           _D.c.outbox_folder == bindparam("folder"),
+           _D.c.state.in_([DState.READY, DState.FETCHED])))
+_OUTBOX_ALL = _OUTBOX.order_by(_D.c.outbox_name)
+_OUTBOX_ONE = _OUTBOX.where(_D.c.outbox_name == bindparam("name")).limit(1)
 
 
-def _entry_of(d: Delivery, t: Transfer) -> Entry:
-    assert d.outbox_name is not None
-    return Entry(d.outbox_name, t.bytes_out or 0, t.processed_at or t.opened_at)
+def _entry_of(row: Any) -> Entry:
+    return Entry(row.outbox_name, row.bytes_out or 0, row.processed_at or row.opened_at)
 
 
 def outbox_entries(ctx: Context, tenant_id: str, folder: str) -> list[Entry]:
-    with ctx.sessions() as s:
-        return [_entry_of(d, t) for d, t in s.execute(_outbox_query(tenant_id, folder))]
+    with ctx.engine.connect() as conn:
+        return [_entry_of(r) for r in conn.execute(_OUTBOX_ALL, {"tenant": tenant_id,
+                                                                  "folder": folder})]
+
+
+def _outbox_file(ctx: Context, tenant_id: str, folder: str, name: str) -> Any:
+    with ctx.engine.connect() as conn:
+        return conn.execute(_OUTBOX_ONE, {"tenant": tenant_id, "folder": folder,
+                                          "name": name}).first()
 
 
 def outbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry | None:
-    with ctx.sessions() as s:
-        row = s.execute(_outbox_query(tenant_id, folder, name).limit(1)).first()
-        return _entry_of(*row) if row else None
+    row = _outbox_file(ctx, tenant_id, folder, name)
+    return _entry_of(row) if row is not None else None
 
 
 def open_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> Pickup | None:
-    with ctx.sessions() as s:
-        row = s.execute(_outbox_query(tenant_id, folder, name).limit(1)).first()
-        if row is None:
-            return None
-        d, t = row
-        if t.output_blob_id is None:
-            return None
-        return Pickup(d.id, t.id, t.output_blob_id, t.bytes_out or 0)
+    row = _outbox_file(ctx, tenant_id, folder, name)
+    if row is None or row.output_blob_id is None:
+        return None
+    return Pickup(row.id, row.tid, row.output_blob_id, row.bytes_out or 0)
 
 
 def open_blob(ctx: Context, blob_id: str) -> BinaryIO:
@@ -658,24 +681,22 @@ def open_blob(ctx: Context, blob_id: str) -> BinaryIO:
 
 def mark_fetched(ctx: Context, delivery_id: str) -> None:
     """A complete download: the output is erased after the fetch grace."""
-    now = utcnow()
-    with transaction(ctx.sessions) as s:
-        d = s.get_one(Delivery, delivery_id)
-        if d.state == DState.READY:
-            d.state = DState.FETCHED
-            d.fetched_at = now
-            d.done_at = now
+    with writing(ctx.engine) as conn:
+        conn.execute(_FETCHED, {"did": delivery_id, "now": utcnow()})
 
 
 def remove_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> None:
-    with transaction(ctx.sessions) as s:
-        row = s.execute(_outbox_query(tenant_id, folder, name).limit(1)).first()
+    """The client deletes an output from its outbox: picked up if it was fetched whole,
+    removed unread otherwise. Plain statements: clients delete every file they fetch."""
+    with writing(ctx.engine) as conn:
+        row = conn.execute(_PICKUP, {"tenant": tenant_id, "folder": folder,
+                                     "name": name}).first()
         if row is None:
             raise FileNotFoundError
-        d, t = row
-        d.state = DState.PICKED_UP if d.state == DState.FETCHED else DState.REMOVED
-        d.done_at = d.done_at or utcnow()
-        _settle(s, ctx, t)
+        conn.execute(_PICKED, {
+            "did": row.id, "now": utcnow(),
+            "new_state": DState.PICKED_UP if row.state == DState.FETCHED else DState.REMOVED})
+        _settle(conn, ctx, row.transfer_id)
 
 
 # ---------------------------------------------------------------- housekeeping
@@ -703,12 +724,12 @@ def housekeeping(ctx: Context) -> int:
     with transaction(ctx.sessions) as s:
         for t in s.scalars(select(Transfer).where(
                 Transfer.state == State.HELD, Transfer.hold_until < now)):
-            _finish(s, ctx, t, State.DISCARDED,
+            _finish(s, ctx, t.id, State.DISCARDED,
                     "no process matches this name, and it was not renamed in time")
             changed += 1
         for t in s.scalars(select(Transfer).where(
                 Transfer.state == State.RECEIVING, Transfer.lease_until < now)):
-            _finish(s, ctx, t, State.INTERRUPTED,
+            _finish(s, ctx, t.id, State.INTERRUPTED,
                     "the upload was cut off (the node stopped before the client closed)")
             changed += 1
         touched: set[str] = set()
@@ -723,7 +744,7 @@ def housekeeping(ctx: Context) -> int:
             d.state = DState.PICKED_UP
             touched.add(d.transfer_id)
         for tid in touched:
-            _settle(s, ctx, s.get_one(Transfer, tid))
+            _settle(s, ctx, tid)
             changed += 1
         # P4: records that ended within the stat grace of a tenant without reports.
         changed += purge_unreported(s, ctx, now)

@@ -35,6 +35,7 @@ _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
 _INSERT_KEY = FastWrite(insert(_KEYS))
 _KEY_OF = select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id"))
 _DELETE_KEYS = delete(_KEYS).where(_KEYS.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
+_OWNED = select(_KEYS.c.blob_id).where(_KEYS.c.owner_id.in_(bindparam("owners", expanding=True)))
 _BLOBS_OF = select(_KEYS.c.blob_id).where(
     _KEYS.c.owner_id.in_(bindparam("owners", expanding=True)), _KEYS.c.role == bindparam("role"))
 _NONCE = 12
@@ -207,8 +208,9 @@ class Vault:
         """The blobs with this role that these owners have."""
         return list(db.execute(_BLOBS_OF, {"owners": owner_ids, "role": role}).scalars())
 
-    def owned_by(self, session: Session, owner_id: str) -> list[BlobKey]:
-        return list(session.scalars(select(BlobKey).where(BlobKey.owner_id == owner_id)))
+    def erase_owned(self, db: Session | Connection, *owner_ids: str) -> None:
+        """Shred every blob these owners have."""
+        self.erase(db, *db.execute(_OWNED, {"owners": list(owner_ids)}).scalars())
 
     def sweep_files(self, session: Session) -> int:
         """Delete blob files that have no key (unreadable residue) and spare files of
