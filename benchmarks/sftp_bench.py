@@ -197,7 +197,11 @@ class RssSampler:
     RSS_INTERVAL_S; max overall and per phase. A sum of RSS counts shared library pages
     once per process: it overstates what the node costs, never understates it. The sum
     of PSS (each shared page divided among the processes that map it) is sampled too:
-    it is what the node and its worker take from the machine together."""
+    it is what the node and its worker take from the machine together. At the peak the
+    file-backed part (libraries' pages, mapped from the page cache) is kept apart from
+    the anonymous part (what the processes allocated): the first varies with the state of
+    the page cache (how large the kernel's folios of a library file are), not with
+    Doorvoer's work."""
 
     def __init__(self, pid: int) -> None:
         import psutil
@@ -207,6 +211,7 @@ class RssSampler:
         self.phase = "start-up"
         self.peak = 0
         self.peak_pss = 0
+        self.peak_file = 0  # of the peak RSS sample: file-backed (and shared memory) pages
         self.peak_phase: dict[str, int] = {}
         self.last = 0
         self.samples = 0
@@ -217,25 +222,26 @@ class RssSampler:
         self._thread.start()
         return self
 
-    def _rss(self) -> tuple[int, int]:
-        """(sum of RSS, sum of PSS) of the node and its children."""
+    def _rss(self) -> tuple[int, int, int]:
+        """(sum of RSS, sum of PSS, sum of file-backed RSS) of the node and its children."""
         info = self._proc.memory_full_info()
-        rss, pss = info.rss, info.pss
+        rss, pss, file = info.rss, info.pss, info.shared
         for child in self._proc.children(recursive=True):
             with contextlib.suppress(self._psutil.Error):
                 info = child.memory_full_info()
-                rss, pss = rss + info.rss, pss + info.pss
-        return int(rss), int(pss)
+                rss, pss, file = rss + info.rss, pss + info.pss, file + info.shared
+        return int(rss), int(pss), int(file)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                rss, pss = self._rss()
+                rss, pss, file = self._rss()
             except self._psutil.Error:
                 return
             self.last = rss
             self.samples += 1
-            self.peak = max(self.peak, rss)
+            if rss > self.peak:
+                self.peak, self.peak_file = rss, file
             self.peak_pss = max(self.peak_pss, pss)
             self.peak_phase[self.phase] = max(self.peak_phase.get(self.phase, 0), rss)
             self._stop.wait(RSS_INTERVAL_S)
@@ -947,6 +953,8 @@ def summary(env: Env) -> None:
         f"{k} {v / MiB:.0f} MiB" for k, v in env.rss.peak_phase.items()))
     say(f"Doorvoer peak RSS: {rss:.0f} MiB ({env.rss.samples} samples every "
         f"{RSS_INTERVAL_S * 1000:.0f} ms; the sum over the node and its worker process)")
+    say(f"  of which file-backed (libraries' pages, shared): {env.rss.peak_file / MiB:.0f} MiB, "
+        f"allocated by the processes: {(env.rss.peak - env.rss.peak_file) / MiB:.0f} MiB")
     say(f"Doorvoer peak PSS: {env.rss.peak_pss / MiB:.0f} MiB (the same sum with each shared "
         "page counted once)")
 
