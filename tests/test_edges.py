@@ -402,3 +402,17 @@ def test_the_outbox_end_of_a_transfer(ctx: Context, login: Login) -> None:
             assert t.output_blob_id is not None
         assert s.query(BlobKey).count() == 0
     assert list(ctx.vault.store.ids()) == []
+    if ctx.engine.dialect.name == "sqlite":
+        # Every time is stored in the one format SQLite's text comparisons rely on (a
+        # bare datetime bound without the column's type would be stored with "+00:00").
+        import re
+
+        with ctx.engine.connect() as conn:
+            raw = [v for table, cols in (
+                ("transfers", "received_at, processed_at, input_erased_at, erased_at, "
+                              "delivered_at"),
+                ("deliveries", "fetched_at, done_at"))
+                for row in conn.exec_driver_sql(f"SELECT {cols} FROM {table}")
+                for v in row if v is not None]
+        assert len(raw) == 13
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", v) for v in raw), raw

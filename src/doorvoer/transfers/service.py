@@ -17,7 +17,15 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, 
 from sqlalchemy.orm import Session
 
 from doorvoer.context import Context
-from doorvoer.db import FastWrite, checkpoint, new_id, transaction, utcnow, writing
+from doorvoer.db import (
+    FastWrite,
+    UTCDateTime,
+    checkpoint,
+    new_id,
+    transaction,
+    utcnow,
+    writing,
+)
 from doorvoer.processes.models import Process
 from doorvoer.processes.service import parsed_spec
 from doorvoer.processes.spec import PickupTarget, ProcessSpec
@@ -69,7 +77,7 @@ _END_DELIVERIES = (update(_D)
 _END = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("end_state"), error=bindparam("reason"), erased_at=bindparam("now"),
     input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now")),
-    delivered_at=func.coalesce(bindparam("delivered"), _T.c.delivered_at),
+    delivered_at=func.coalesce(bindparam("delivered", type_=UTCDateTime()), _T.c.delivered_at),
     lease_owner=None, lease_until=None, hold_until=None)
 # The outbox.
 _PICKUP = (select(_D.c.id, _D.c.state, _D.c.transfer_id)
@@ -79,7 +87,8 @@ _PICKUP = (select(_D.c.id, _D.c.state, _D.c.transfer_id)
                   _D.c.state.in_([DState.READY, DState.FETCHED]))
            .limit(1))
 _PICKED = update(_D).where(_D.c.id == bindparam("did")).values(
-    state=bindparam("new_state"), done_at=func.coalesce(_D.c.done_at, bindparam("now")))
+    state=bindparam("new_state"),
+    done_at=func.coalesce(_D.c.done_at, bindparam("now", type_=UTCDateTime())))
 _FETCHED = update(_D).where(_D.c.id == bindparam("did"), _D.c.state == DState.READY).values(
     state=DState.FETCHED, fetched_at=bindparam("now"), done_at=bindparam("now"))
 _SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
