@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from pathlib import Path
 
 import asyncssh
 import pytest
@@ -416,3 +417,33 @@ def test_the_outbox_end_of_a_transfer(ctx: Context, login: Login) -> None:
                 for v in row if v is not None]
         assert len(raw) == 13
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", v) for v in raw), raw
+
+
+def test_an_unreported_transfer_picked_up_after_the_stat_grace_leaves_no_record(
+    tmp_path: Path, database_url: str
+) -> None:
+    """P4 on the outbox's own path: with the tenant's reports off, the delete that ends
+    a transfer whose stat grace is over deletes its record in the same transaction."""
+    from conftest import add_tenant, make_ctx
+    from doorvoer.db import transaction
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+
+    ctx = make_ctx(tmp_path, database_url, stat_grace_s=0.0)
+    try:
+        login = add_tenant(ctx, tmp_path)
+        with transaction(ctx.sessions) as s:
+            tenant = s.query(Tenant).filter_by(slug=login.tenant).one()
+            tenant.report = False
+            tenant_id = tenant.id
+        kept = _received(ctx, tenant_id, "a.csv", CSV)
+        [claim] = transfers.claim_next(ctx)
+        assert transfers.process_claims(ctx, [claim]) == {kept: State.READY}
+        assert [t.id for t in transfers.list_transfers(ctx)] == [kept]  # in flight: kept
+        transfers.remove_pickup(ctx, tenant_id, "orders", "a.json")
+        assert transfers.list_transfers(ctx) == []
+        with ctx.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 0
+            assert conn.exec_driver_sql("SELECT count(*) FROM vault_keys").scalar() == 0
+    finally:
+        ctx.close()
