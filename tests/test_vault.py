@@ -75,6 +75,34 @@ def test_erase_shreds_key_and_file(ctx: Context, tmp_path: Path) -> None:
         ctx.vault.open(s, blob)
 
 
+@pytest.mark.parametrize("block", ["transaction", "writing"])
+def test_an_erase_that_rolls_back_leaves_the_blob_whole(ctx: Context, block: str) -> None:
+    """The files go after the commit: a transaction that fails after an erase (a full
+    disk at the commit, say) must not have destroyed the input it still refers to."""
+    from doorvoer.db import writing
+
+    blob = _store(ctx, PLAIN)
+
+    def erasing():  # type: ignore[no-untyped-def]
+        return transaction(ctx.sessions) if block == "transaction" else writing(ctx.engine)
+
+    def erase_then_fail() -> None:
+        with erasing() as db:
+            ctx.vault.erase(db, blob)
+            assert ctx.vault.store.path(blob).exists()  # not before the commit either
+            raise RuntimeError("the commit never happens")
+
+    with pytest.raises(RuntimeError, match="never happens"):
+        erase_then_fail()
+    assert _read(ctx, blob) == PLAIN
+
+    with erasing() as db:
+        ctx.vault.erase(db, blob)
+    assert not ctx.vault.store.path(blob).exists()
+    with pytest.raises(VaultError):
+        _read(ctx, blob)
+
+
 def test_window_reader_random_access(ctx: Context) -> None:
     blob = _store(ctx, PLAIN)
     opens = 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger("doorvoer.db")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -187,23 +190,57 @@ def unless_waiting(engine: Engine) -> Iterator[bool]:
         lock.__exit__()
 
 
+_AFTER_COMMIT = "doorvoer.after_commit"
+
+
+def after_commit(db: Session | Connection, job: Callable[[], None]) -> bool:
+    """Run `job` once the transaction of `db` (a `transaction` or `writing` block) has
+    committed, after the writer lock is released; not at all if it rolls back. False
+    when `db` is in no such block: the caller decides (the vault then acts at once)."""
+    jobs: list[Callable[[], None]] | None = db.info.get(_AFTER_COMMIT)
+    if jobs is None:
+        return False
+    jobs.append(job)
+    return True
+
+
+def _run_jobs(jobs: list[Callable[[], None]]) -> None:
+    for job in jobs:
+        try:
+            job()
+        except Exception:
+            # What is left (a blob file without its key) is unreadable residue that the
+            # start-up sweep removes; the commit stands.
+            log.exception("after-commit job failed")
+
+
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work that writes: commit on success, roll back on any error."""
     bind = sessions.kw["bind"]
+    jobs: list[Callable[[], None]] = []
     with _writer_lock(bind) or nullcontext(), sessions() as session, session.begin():
+        session.info[_AFTER_COMMIT] = jobs
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
+    _run_jobs(jobs)
 
 
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A write transaction on a plain connection, for the hot paths where the ORM's
     unit of work costs more than the statements (an upload's open and close)."""
+    jobs: list[Callable[[], None]] = []
     with _writer_lock(engine) or nullcontext(), engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
+        # Connection.info belongs to the pooled DBAPI connection: set for this block only.
+        conn.info[_AFTER_COMMIT] = jobs
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.info.pop(_AFTER_COMMIT, None)
+    _run_jobs(jobs)
 
 
 class FastWrite:

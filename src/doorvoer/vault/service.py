@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from doorvoer.db import FastWrite, utcnow
+from doorvoer.db import FastWrite, after_commit, utcnow
 from doorvoer.vault import streaming
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.store import DiskFull, LocalStore
@@ -197,10 +197,20 @@ class Vault:
             raise
 
     def erase(self, db: Session | Connection, *blob_ids: str) -> None:
-        """Shred: the key rows go with `db`'s commit, the files at once."""
+        """Shred: the key rows go with `db`'s commit, the files right after it. Never
+        the other way round: a transaction that rolls back after an erase (a full disk
+        at the commit, say) must leave the blob whole, or a transfer that is retried
+        would find its input gone. A file whose key went (a crash between the commit
+        and the unlink) is unreadable, and the start-up sweep removes it. Outside a
+        `transaction`/`writing` block the files go at once."""
         if not blob_ids:
             return
-        db.execute(_DELETE_KEYS, {"blob_ids": list(blob_ids)})
+        ids = list(blob_ids)
+        db.execute(_DELETE_KEYS, {"blob_ids": ids})
+        if not after_commit(db, lambda: self._delete_files(ids)):
+            self._delete_files(ids)
+
+    def _delete_files(self, blob_ids: list[str]) -> None:
         for blob_id in blob_ids:
             self.store.delete(blob_id)
 
