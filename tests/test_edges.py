@@ -447,3 +447,45 @@ def test_an_unreported_transfer_picked_up_after_the_stat_grace_leaves_no_record(
             assert conn.exec_driver_sql("SELECT count(*) FROM vault_keys").scalar() == 0
     finally:
         ctx.close()
+
+
+def test_an_inbox_listing_shows_what_waits_of_this_tenant_only(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Open, held and received files are listed with their sizes; a processed one is
+    not (once the stat grace is over); a name uploaded again is listed once, as its
+    latest upload; another tenant's files never."""
+    from conftest import add_tenant, make_ctx
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+
+    ctx = make_ctx(tmp_path, database_url, stat_grace_s=0.0)
+    try:
+        ids = {}
+        for slug in ("acme", "other"):
+            add_tenant(ctx, tmp_path, slug)
+            with ctx.sessions() as s:
+                ids[slug] = s.query(Tenant.id).filter_by(slug=slug).scalar()
+        acme = ids["acme"]
+        transfers.begin_upload(ctx, acme, None, "orders", "open.csv")  # still open
+        held = transfers.begin_upload(ctx, acme, None, "orders", "held.csv.part")
+        held.writer.write(b"12345")
+        assert transfers.complete_upload(ctx, held) == State.HELD
+        first = _received(ctx, acme, "a.csv", CSV)
+        _received(ctx, ids["other"], "theirs.csv", CSV)
+        claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+        assert {c.transfer_id for c in claims} >= {first}
+        transfers.process_claims(ctx, claims)
+        again = CSV + b"3;Bakker;1,00\n"
+        _received(ctx, acme, "a.csv", again)
+        _received(ctx, ids["other"], "theirs.csv", CSV)  # waits, in the other tenant's inbox
+
+        listed = {e.name: e.size for e in transfers.inbox_entries(ctx, acme, "orders")}
+        assert listed == {"open.csv": 0, "held.csv.part": 5, "a.csv": len(again)}
+        entry = transfers.inbox_entry(ctx, acme, "orders", "a.csv")
+        assert entry is not None and entry.size == len(again)
+        assert transfers.inbox_entry(ctx, acme, "orders", "theirs.csv") is None
+        assert [e.name for e in transfers.inbox_entries(ctx, ids["other"], "orders")] == [
+            "theirs.csv"]
+    finally:
+        ctx.close()

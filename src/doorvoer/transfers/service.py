@@ -106,14 +106,14 @@ _WORK_OF = (
            _P.c.spec_yaml)
     .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id))
     .where(_T.c.id == bindparam("tid")))
-_INBOX_ENTRY = (
+_INBOX = (  # what a client sees of an inbox folder (`_inbox_visible`, in Core)
     select(_T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
     .where(_T.c.tenant_id == bindparam("tenant"), _T.c.folder == bindparam("folder"),
-           _T.c.filename == bindparam("name"),
            or_(_T.c.state.in_([State.RECEIVING, State.HELD, State.RECEIVED]),
-               _T.c.received_at >= bindparam("grace")))
-    .order_by(_T.c.opened_at.desc())
-    .limit(1))
+               _T.c.received_at >= bindparam("grace"))))
+_INBOX_LIST = _INBOX.order_by(_T.c.opened_at)  # a later upload of a name wins
+_INBOX_ENTRY = (_INBOX.where(_T.c.filename == bindparam("name"))
+                .order_by(_T.c.opened_at.desc()).limit(1))
 
 
 def is_temporary(name: str) -> bool:
@@ -272,19 +272,16 @@ class Entry:
 
 def inbox_entries(ctx: Context, tenant_id: str, folder: str) -> list[Entry]:
     """What a client may see of its inbox folder: waiting files, and files closed within
-    the stat grace (rclone stats what it just wrote)."""
-    now = utcnow()
-    with ctx.sessions() as s:
-        rows = s.scalars(
-            select(Transfer)
-            .where(Transfer.tenant_id == tenant_id, Transfer.folder == folder,
-                   _inbox_visible(ctx, now))  # type: ignore[arg-type]
-            .order_by(Transfer.opened_at)
-        )
-        out: dict[str, Entry] = {}
-        for t in rows:
-            out[t.filename] = Entry(t.filename, t.bytes_in or 0, t.received_at or t.opened_at)
-        return list(out.values())
+    the stat grace (rclone stats what it just wrote). Plain Core: clients list the folder
+    they upload to, and it may hold many files waiting for the worker."""
+    grace = utcnow() - timedelta(seconds=ctx.settings.stat_grace_s)
+    out: dict[str, Entry] = {}
+    with ctx.engine.connect() as conn:
+        for row in conn.execute(_INBOX_LIST, {"tenant": tenant_id, "folder": folder,
+                                              "grace": grace}):
+            out[row.filename] = Entry(row.filename, row.bytes_in or 0,
+                                      row.received_at or row.opened_at)
+    return list(out.values())
 
 
 def inbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry | None:
