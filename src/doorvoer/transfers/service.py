@@ -76,7 +76,7 @@ _END_DELIVERIES = (update(_D)
                    .values(state=DState.FAILED, done_at=bindparam("now")))
 _END = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("end_state"), error=bindparam("reason"), erased_at=bindparam("now"),
-    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now")),
+    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())),
     delivered_at=func.coalesce(bindparam("delivered", type_=UTCDateTime()), _T.c.delivered_at),
     lease_owner=None, lease_until=None, hold_until=None)
 # The outbox.
@@ -95,7 +95,7 @@ _SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("new_state"), error=bindparam("reason"))
 _FAILED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=State.FAILED, error=bindparam("error"), erased_at=bindparam("now"),
-    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now")),
+    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())),
     lease_owner=None, lease_until=None, hold_until=None)
 _WAITING_NAMES = select(_D.c.outbox_name).where(
     _D.c.tenant_id == bindparam("tenant"), _D.c.outbox_folder == bindparam("folder"),
