@@ -72,7 +72,8 @@ _STATE_OF = select(_T.c.state).where(_T.c.id == bindparam("tid"))
 _DELIVERIES_OF = (select(_D.c.kind, _D.c.state, _D.c.target_no, _D.c.error, _D.c.done_at)
                   .where(_D.c.transfer_id == bindparam("tid")).order_by(_D.c.target_no))
 _END_DELIVERIES = (update(_D)
-                   .where(_D.c.transfer_id == bindparam("tid"), _D.c.state.not_in(list(DFINAL)))
+                   .where(_D.c.transfer_id.in_(bindparam("tids", expanding=True)),
+                          _D.c.state.not_in(list(DFINAL)))
                    .values(state=DState.FAILED, done_at=bindparam("now")))
 _END = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("end_state"), error=bindparam("reason"), erased_at=bindparam("now"),
@@ -93,10 +94,6 @@ _FETCHED = update(_D).where(_D.c.id == bindparam("did"), _D.c.state == DState.RE
     state=DState.FETCHED, fetched_at=bindparam("now"), done_at=bindparam("now"))
 _SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("new_state"), error=bindparam("reason"))
-_FAILED = update(_T).where(_T.c.id == bindparam("tid")).values(
-    state=State.FAILED, error=bindparam("error"), erased_at=bindparam("now"),
-    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())),
-    lease_owner=None, lease_until=None, hold_until=None)
 _WAITING_NAMES = select(_D.c.outbox_name).where(
     _D.c.tenant_id == bindparam("tenant"), _D.c.outbox_folder == bindparam("folder"),
     _D.c.state.in_([DState.READY, DState.FETCHED]))
@@ -106,8 +103,8 @@ _WORK_OF = (
            _P.c.spec_yaml)
     .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id))
     .where(_T.c.id == bindparam("tid")))
-_INBOX = (  # what a client sees of an inbox folder (`_inbox_visible`, in Core)
-    select(_T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
+_INBOX = (  # what a client sees of an inbox folder: waiting, or closed within the grace
+    select(_T.c.id, _T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
     .where(_T.c.tenant_id == bindparam("tenant"), _T.c.folder == bindparam("folder"),
            or_(_T.c.state.in_([State.RECEIVING, State.HELD, State.RECEIVED]),
                _T.c.received_at >= bindparam("grace"))))
@@ -243,24 +240,13 @@ def remove_upload(ctx: Context, tenant_id: str, folder: str, name: str) -> None:
         _finish(s, ctx, t.id, State.DISCARDED, "removed by the client before processing")
 
 
-def _inbox_visible(ctx: Context, now: datetime) -> object:
-    grace = now - timedelta(seconds=ctx.settings.stat_grace_s)
-    return or_(
-        Transfer.state.in_([State.RECEIVING, State.HELD, State.RECEIVED]),
-        Transfer.received_at >= grace,
-    )
-
-
 def _inbox_file(
     s: Session, ctx: Context, tenant_id: str, folder: str, name: str, now: datetime
 ) -> Transfer | None:
-    return s.scalar(
-        select(Transfer)
-        .where(Transfer.tenant_id == tenant_id, Transfer.folder == folder,
-               Transfer.filename == name, _inbox_visible(ctx, now))  # type: ignore[arg-type]
-        .order_by(Transfer.opened_at.desc())
-        .limit(1)
-    )
+    grace = now - timedelta(seconds=ctx.settings.stat_grace_s)
+    row = s.execute(_INBOX_ENTRY, {"tenant": tenant_id, "folder": folder, "name": name,
+                                   "grace": grace}).first()
+    return s.get(Transfer, row.id) if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -470,12 +456,9 @@ def _transform(ctx: Context, claim: Claim) -> _Done | _Failed | State:
 
 def _record_failures(ctx: Context, failed: list[_Failed]) -> dict[str, State]:
     """End the transfers whose transform failed (their output blobs are aborted
-    already) in one short write transaction: what `_finish` does, for transfers in
-    PROCESSING, which have no deliveries yet. Where the tenant or the process keeps no
-    reports, the housekeeping sweep deletes the records within a second (P4)."""
+    already) in one short write transaction."""
     states: dict[str, State] = {}
-    ended: list[dict[str, Any]] = []
-    now = utcnow()
+    reasons: dict[str, str | None] = {}
     with writing(ctx.engine) as conn:
         leases = {r.id: r for r in conn.execute(
             _LEASES_OF, {"tids": [f.transfer_id for f in failed]})}
@@ -486,13 +469,10 @@ def _record_failures(ctx: Context, failed: list[_Failed]) -> dict[str, State]:
             elif row.state != State.PROCESSING or row.lease_owner != ctx.node_id:
                 states[f.transfer_id] = cast(State, row.state)  # another node's outcome
             else:
-                ended.append({"tid": f.transfer_id, "error": f.reason, "now": now})
+                reasons[f.transfer_id] = f.reason
                 states[f.transfer_id] = State.FAILED
-        if ended:
-            tids = [e["tid"] for e in ended]
-            conn.execute(_FAILED, ended)
-            ctx.vault.erase(conn, *ctx.vault.blobs_of(conn, tids, "input"),
-                            *ctx.vault.blobs_of(conn, tids, "output"))
+        if reasons:
+            _finish_all(conn, ctx, State.FAILED, reasons)
     return states
 
 
@@ -586,18 +566,26 @@ def _deliveries(transfer_id: str, tenant_id: str, output_name: str, spec: Proces
 
 def _finish(db: Session | Connection, ctx: Context, transfer_id: str, state: State,
             reason: str | None, delivered_at: datetime | None = None) -> None:
-    """End a transfer: erase every blob it owns, record why and when. The one place
-    where a transfer ends (but for `_record_failures`, which does the same for a batch);
-    plain statements, so that it is as cheap on the doors' paths as in housekeeping."""
+    """End a transfer (see `_finish_all`)."""
+    _finish_all(db, ctx, state, {transfer_id: reason}, delivered_at)
+
+
+def _finish_all(db: Session | Connection, ctx: Context, state: State,
+                reasons: dict[str, str | None], delivered_at: datetime | None = None) -> None:
+    """End transfers (id -> reason): erase every blob they own, record why and when.
+    The one place where a transfer ends; plain statements, a batch at a time, so that
+    it is as cheap on the doors' and the worker's paths as in housekeeping."""
     if isinstance(db, Session):
         db.flush()  # the caller's changes go first
     now = utcnow()
-    ctx.vault.erase_owned(db, transfer_id)
-    db.execute(_END_DELIVERIES, {"tid": transfer_id, "now": now})
-    db.execute(_END, {"tid": transfer_id, "end_state": state, "reason": reason, "now": now,
-                      "delivered": delivered_at})
+    tids = list(reasons)
+    ctx.vault.erase_owned(db, *tids)
+    db.execute(_END_DELIVERIES, {"tids": tids, "now": now})
+    db.execute(_END, [{"tid": tid, "end_state": state, "reason": reason, "now": now,
+                       "delivered": delivered_at} for tid, reason in reasons.items()])
     # P4: where the tenant or the process keeps no reports, the record goes too.
-    forget_if_unreported(db, ctx, transfer_id)
+    for tid in tids:
+        forget_if_unreported(db, ctx, tid)
 
 
 def _settle(db: Session | Connection, ctx: Context, transfer_id: str) -> None:
