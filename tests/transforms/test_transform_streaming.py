@@ -101,10 +101,14 @@ def test_fifty_megabytes_stream_through_in_bounded_memory() -> None:
     assert rows_out == rows_in - (rows_in + 6) // 7
     assert written > 40 * 1_048_576
     assert report["outputs"]["csv"][:2] == [rows_in, rows_out]
-    assert report["peak"] - report["baseline"] < 200, report
+    # 50 MiB in and out twice, in a process that has run a small transform: measured
+    # 29 MiB more at the peak and 9-10 MiB more when idle again; with mimalloc's
+    # defaults (eager commit, delayed purge, see transforms/__init__.py) 51 and 18.
+    assert report["peak"] - report["baseline"] < 45, report
     assert report["peak"] < 300, report  # the whole process, as for a 256 MiB upload
     # What the transforms freed but the allocators kept goes back to the system.
-    assert report["released"] < report["kept"] - 5, report
+    assert report["released"] <= report["kept"], report
+    assert report["released"] - report["baseline"] < 15, report
 
 
 ROW, RAGGED = b"%d;Klant %d;%d,%02d\n", b"%d;Klant %d;%d,%02d;extra\n"

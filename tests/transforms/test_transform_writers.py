@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from decimal import Decimal
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doorvoer.transforms.spec import WriteSpec
-from doorvoer.transforms.writers import CsvWriter
+from doorvoer.transforms.writers import CsvWriter, make_writer
 
 from .helpers import failure, transform
 
@@ -229,3 +230,56 @@ def test_csv_quoting_is_pythons_minimal_quoting(
     assert writer.rows == len(rows)
     back = list(csv.reader(io.StringIO(sink.data.decode(), newline=""), delimiter=delimiter))
     assert back == [names] + [["" if cell is None else cell for cell in row] for row in rows]
+
+
+_TEXT = st.one_of(st.none(), st.text(max_size=5))  # any code point, controls included
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(min_value=1, max_value=4).flatmap(
+        lambda width: st.lists(st.lists(_TEXT, min_size=width, max_size=width), max_size=6)
+    ),
+    numbers=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1),
+                               st.floats(allow_nan=True, allow_infinity=True)),
+                     min_size=6, max_size=6),
+    split=st.integers(min_value=0, max_value=6),
+    lines=st.booleans(),
+)
+def test_json_objects_are_pythons_json(
+    rows: list[list[str | None]], numbers: list[int | float | None], split: int, lines: bool
+) -> None:
+    """Each object is what Python's json writes (no ASCII escapes, no spaces), across
+    batches; NaN and infinities are null; the whole output parses back."""
+    width = len(rows[0]) if rows else 1
+    names = [f"c{i}" for i in range(width)] + ["n"]
+    ints = [n for n in numbers if not isinstance(n, float)]
+    floats = [n if isinstance(n, float) else None for n in numbers]
+    sink = _Sink()
+    writer = make_writer(WriteSpec(format="jsonl" if lines else "json"), sink)
+    writer.begin(names)
+    counts = (ints or [None]) * len(rows)
+    values = [[*row, counts[i]] for i, row in enumerate(rows)]
+    for part in (values[:split], values[split:]):
+        columns = [pa.array([row[i] for row in part], pa.string()) for i in range(width)]
+        columns.append(pa.array([row[width] for row in part], pa.int64()))
+        writer.write_batch(pa.RecordBatch.from_arrays(columns, names=names))
+    writer.finish()
+    expected = [
+        json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False, separators=(",", ":"))
+        for row in values
+    ]
+    text = sink.data.decode()
+    if lines:
+        assert text == "".join(line + "\n" for line in expected)
+    else:
+        assert text == ("[\n" + ",\n".join(expected) + "\n]\n" if expected else "[]\n")
+    # floats: shortest text that reads back the same, non-finite as null
+    sink = _Sink()
+    writer = make_writer(WriteSpec(format="jsonl"), sink)
+    writer.begin(["f"])
+    writer.write_batch(pa.RecordBatch.from_arrays([pa.array(floats, pa.float64())], names=["f"]))
+    writer.finish()
+    assert [json.loads(line)["f"] for line in sink.data.decode().splitlines()] == [
+        f if f is not None and math.isfinite(f) else None for f in floats
+    ]

@@ -16,16 +16,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-# Arrow's allocator (mimalloc) reads these when pyarrow is first loaded, which is
-# below this package. By default it commits its arenas eagerly and gives freed pages
-# back only after a delay: a 256 MiB CSV streamed through the reader kept ~45 MiB
-# more resident than with these (measured: transform peak 206 -> 158 MiB, ~15% more
-# CPU for a large file, none for a small one). Set in the environment to override.
-for _option, _value in (("MIMALLOC_ARENA_EAGER_COMMIT", "0"), ("MIMALLOC_PURGE_DELAY", "0")):
-    os.environ.setdefault(_option, _value)
-
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
+
+# Arrow's allocator (mimalloc) reads these when pyarrow is first loaded, which only
+# modules below this package import (errors and spec do not). By default it commits
+# its arenas eagerly and gives freed pages back only after a delay: a 256 MiB CSV
+# streamed through the reader kept ~45 MiB more resident than with these (measured:
+# transform peak 206 -> 158 MiB, ~15% more CPU for a large file, none for a small
+# one). Set in the environment to override.
+for _option, _value in (("MIMALLOC_ARENA_EAGER_COMMIT", "0"), ("MIMALLOC_PURGE_DELAY", "0")):
+    os.environ.setdefault(_option, _value)
 
 if TYPE_CHECKING:
     from doorvoer.transforms.engine import (

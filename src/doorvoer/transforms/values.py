@@ -98,25 +98,23 @@ def render(column: pa.Array, index: int) -> tuple[Texts, Kind]:
     )
 
 
-def render_array(column: pa.Array, index: int) -> pa.Array:
-    """The same texts as `render`, as an Arrow string array (null for NULL).
+def render_array(column: pa.Array, index: int) -> tuple[pa.Array, Kind]:
+    """The same as `render`, the texts as an Arrow string array (null for NULL).
 
     Text, integers and booleans stay in Arrow (no Python object per value, which is
-    most of a large CSV output's cost); the other types go through `render`.
+    most of a large output's cost); the other types go through `render`.
     """
     kind = column.type
     if pa.types.is_dictionary(kind):
         return render_array(column.dictionary_decode(), index)
     if pa.types.is_string(kind):
-        return column
-    if (
-        pa.types.is_large_string(kind)
-        or _is_string_view(kind)
-        or pa.types.is_integer(kind)
-        or pa.types.is_boolean(kind)
-    ):
-        return pc.cast(column, pa.string())
-    return pa.array(render(column, index)[0], pa.string())
+        return column, Kind.STRING
+    if pa.types.is_large_string(kind) or _is_string_view(kind):
+        return pc.cast(column, pa.string()), Kind.STRING
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return pc.cast(column, pa.string()), Kind.NUMBER
+    texts, text_kind = render(column, index)
+    return pa.array(texts, pa.string()), text_kind
 
 
 def csv_cells(texts: Texts) -> list[str]:

@@ -1,7 +1,8 @@
 """Writers: record batches of the query result to CSV, JSON or JSON Lines bytes.
 
-Each batch is rendered (see `values.py`), encoded and written to the sink in
-one piece, so memory stays bounded by one batch.
+Each batch is rendered (see `values.py`), assembled into text by Arrow's compute
+functions (fields, quotes, separators: no Python object per value), encoded and
+written to the sink in one piece, so memory stays bounded by one batch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.spec import WriteSpec
-from doorvoer.transforms.values import csv_cells, json_cells, render, render_array
+from doorvoer.transforms.values import Kind, csv_cells, json_cells, render, render_array
 
 _DISPLAY = {
     "utf-8": "UTF-8",
@@ -125,6 +126,13 @@ class _Encoder:
 
 _EMPTY = pa.scalar("", pa.string())
 _QUOTE = pa.scalar('"', pa.string())
+_COMMA = pa.scalar(",", pa.string())
+_OPEN_BRACE = pa.scalar("{", pa.string())
+_CLOSE_BRACE = pa.scalar("}", pa.string())
+_NULL = pa.scalar("null", pa.string())
+_NON_FINITE = pa.array(["nan", "inf", "-inf"], pa.string())
+# What Python's json escapes in a string (ensure_ascii off): quote, backslash, controls
+_JSON_ESCAPES = re.compile(rb'[\x00-\x1f"\\]')
 
 
 class CsvWriter:
@@ -166,7 +174,7 @@ class CsvWriter:
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        texts = [render_array(column, index) for index, column in enumerate(batch.columns)]
+        texts = [render_array(column, index)[0] for index, column in enumerate(batch.columns)]
         self._write(texts, self.rows + 1)
         self.rows += batch.num_rows
 
@@ -226,7 +234,9 @@ class JsonWriter:
         self._encoder = _Encoder(sink, spec.encoding)
         self._lines = lines
         self._newline = "\r\n" if spec.line_ending == "crlf" else "\n"
-        self._keys: list[str] = []
+        self._newline_scalar = pa.scalar(self._newline, pa.string())
+        self._separator = pa.scalar("," + self._newline, pa.string())
+        self._keys: list[pa.Scalar] = []
         self.rows = 0
 
     def begin(self, names: list[str]) -> None:
@@ -241,28 +251,50 @@ class JsonWriter:
                 )
             seen[name] = position
         self._encoder.check_names(names)
-        self._keys = [json.dumps(name, ensure_ascii=False) + ":" for name in names]
+        self._keys = [pa.scalar(json.dumps(name, ensure_ascii=False) + ":", pa.string())
+                      for name in names]
         if not self._lines:
             self._encoder.write("[", list, 0)
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
+        """The batch's objects, assembled in Arrow like CSV's rows (see CsvWriter)."""
         if batch.num_rows == 0:
             return
-        cells = [json_cells(*render(column, index)) for index, column in enumerate(batch.columns)]
-        # "key":value per column, with the braces on the first and last member
         members = [
-            [key + value for value in column] for key, column in zip(self._keys, cells, strict=True)
+            pc.binary_join_element_wise(key, self._value(column, index), _EMPTY)
+            for index, (key, column) in enumerate(zip(self._keys, batch.columns, strict=True))
         ]
-        members[0] = ["{" + member for member in members[0]]
-        members[-1] = [member + "}" for member in members[-1]]
-        objects = map(",".join, zip(*members, strict=True))
-        if self._lines:
-            text = self._newline.join(objects) + self._newline
+        objects = pc.binary_join_element_wise(*members, _COMMA)
+        # each object with what goes before it: a separator (array) or nothing (lines)
+        before, after = (_EMPTY, self._newline_scalar) if self._lines else (self._separator, _EMPTY)
+        text = _string_data(
+            pc.binary_join_element_wise(before, _OPEN_BRACE, objects, _CLOSE_BRACE, after, _EMPTY)
+        )
+        if not self._lines and self.rows == 0:
+            text = text[1:]  # the first object follows "[" on a new line, without the comma
+        if self._encoder.codec in ("utf-8", "utf-8-sig"):
+            self._encoder.write_utf8(text)
         else:
-            separator = "," + self._newline
-            text = (separator if self.rows else self._newline) + separator.join(objects)
-        self._encoder.write(text, lambda: cells, self.rows + 1)
+            first = self.rows + 1
+            self._encoder.write(
+                bytes(text).decode("utf-8"),
+                lambda: [json_cells(*render(column, index))
+                         for index, column in enumerate(batch.columns)],
+                first,
+            )
         self.rows += batch.num_rows
+
+    def _value(self, column: pa.Array, index: int) -> pa.Array:
+        """One column's JSON values."""
+        texts, kind = render_array(column, index)
+        if kind is Kind.STRING:
+            if _JSON_ESCAPES.search(_string_data(texts)) is None:
+                texts = pc.binary_join_element_wise(_QUOTE, texts, _QUOTE, _EMPTY)
+            else:  # rare: the escapes are Python's json's own
+                texts = pa.array(json_cells(texts.to_pylist(), kind), pa.string())
+        elif kind is Kind.FLOAT:
+            texts = pc.if_else(pc.is_in(texts, _NON_FINITE), _NULL, texts)
+        return pc.fill_null(texts, _NULL) if texts.null_count else texts
 
     def finish(self) -> None:
         if not self._lines:
