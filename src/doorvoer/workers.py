@@ -49,7 +49,7 @@ RESTART_DELAY_S = 1.0
 MAX_RESTART_S = 60.0
 # Transforms yield the CPU to the doors: an upload waits for its CLOSE reply, a
 # received file can wait a little longer for its transform.
-NICENESS = 19
+NICENESS = 5
 WAKE, DONE, QUIT = b"w", b"d", b"q"
 
 
