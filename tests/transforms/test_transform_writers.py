@@ -9,9 +9,11 @@ import math
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doorvoer.transforms import writers
 from doorvoer.transforms.spec import WriteSpec
 from doorvoer.transforms.writers import CsvWriter, make_writer
 
@@ -283,3 +285,26 @@ def test_json_objects_are_pythons_json(
     assert [json.loads(line)["f"] for line in sink.data.decode().splitlines()] == [
         f if f is not None and math.isfinite(f) else None for f in floats
     ]
+
+
+def test_large_batches_are_written_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch larger than a slice comes out exactly as when written whole (Arrow's
+    string arrays stop at 2 GiB; a batch's text can be larger than the batch)."""
+    values = [f'waarde "{i}"\n' if i % 3 else None for i in range(1000)]
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(values, pa.string()), pa.array(range(1000), pa.int64())], names=["v", "n"]
+    )
+    outputs = []
+    for piece_bytes in (1 << 30, 1000):
+        monkeypatch.setattr(writers, "PIECE_BYTES", piece_bytes)
+        for fmt in ("csv", "json", "jsonl"):
+            sink = _Sink()
+            writer = make_writer(WriteSpec(format=fmt), sink)
+            writer.begin(["v", "n"])
+            writer.write_batch(batch)
+            writer.finish()
+            assert writer.rows == 1000
+            outputs.append(bytes(sink.data))
+    assert outputs[:3] == outputs[3:]
+    assert json.loads(outputs[1])[2] == {"v": 'waarde "2"\n', "n": 2}
+    assert len(list(writers._pieces(batch))) > 1  # it did slice

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
 import pyarrow as pa
@@ -124,6 +124,8 @@ class _Encoder:
         return TransformError("output", f"the output cannot be written as {self.display}")
 
 
+# A batch is assembled in slices of about this many bytes (see _pieces).
+PIECE_BYTES = 32 * 1_048_576
 _EMPTY = pa.scalar("", pa.string())
 _QUOTE = pa.scalar('"', pa.string())
 _COMMA = pa.scalar(",", pa.string())
@@ -172,11 +174,10 @@ class CsvWriter:
             self._encoder.write(line, list, 0)  # the names were checked
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
-            return
-        texts = [render_array(column, index)[0] for index, column in enumerate(batch.columns)]
-        self._write(texts, self.rows + 1)
-        self.rows += batch.num_rows
+        for piece in _pieces(batch):
+            texts = [render_array(column, index)[0] for index, column in enumerate(piece.columns)]
+            self._write(texts, self.rows + 1)
+            self.rows += piece.num_rows
 
     def finish(self) -> None:
         self._encoder.finish()
@@ -215,6 +216,18 @@ class CsvWriter:
         if self._special_bytes.search(text.encode()) or (single and not text):
             return '"' + text.replace('"', '""') + '"'
         return text
+
+
+def _pieces(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    """The batch in slices of at most about PIECE_BYTES (no copy): Arrow's string arrays
+    hold at most 2 GiB, and the text of a batch may be several times its size (quotes
+    doubled, JSON's escapes)."""
+    if batch.num_rows == 0:
+        return
+    pieces = min(batch.num_rows, 1 + batch.nbytes // PIECE_BYTES)
+    rows = -(-batch.num_rows // pieces)  # rounded up
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
 
 
 def _string_data(array: pa.Array) -> memoryview:
@@ -257,9 +270,11 @@ class JsonWriter:
             self._encoder.write("[", list, 0)
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
+        for piece in _pieces(batch):
+            self._write_piece(piece)
+
+    def _write_piece(self, batch: pa.RecordBatch) -> None:
         """The batch's objects, assembled in Arrow like CSV's rows (see CsvWriter)."""
-        if batch.num_rows == 0:
-            return
         members = [
             pc.binary_join_element_wise(key, self._value(column, index), _EMPTY)
             for index, (key, column) in enumerate(zip(self._keys, batch.columns, strict=True))
