@@ -29,7 +29,7 @@ def test_head_is_the_newest_migration(ctx: Context) -> None:
     """`upgrade` skips Alembic when the database is at HEAD: HEAD must be Alembic's head,
     and the upgraded test database must be there."""
     script = ScriptDirectory.from_config(migrate.alembic_config(ctx.engine))
-    assert script.get_heads() == [migrate.HEAD]
+    assert script.get_heads() == [migrate.HEAD], "set migrate.HEAD to the new head"
     assert migrate.current_revision(ctx.engine) == migrate.HEAD
 
 
