@@ -213,6 +213,8 @@ class RssSampler:
         self.peak_pss = 0
         self.peak_file = 0  # of the peak RSS sample: file-backed (and shared memory) pages
         self.peak_phase: dict[str, int] = {}
+        self.peak_node = 0  # the node process alone
+        self.peak_children = 0  # its worker processes together
         self.last = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -226,10 +228,14 @@ class RssSampler:
         """(sum of RSS, sum of PSS, sum of file-backed RSS) of the node and its children."""
         info = self._proc.memory_full_info()
         rss, pss, file = info.rss, info.pss, info.shared
+        self.peak_node = max(self.peak_node, int(rss))
+        children = 0
         for child in self._proc.children(recursive=True):
             with contextlib.suppress(self._psutil.Error):
                 info = child.memory_full_info()
                 rss, pss, file = rss + info.rss, pss + info.pss, file + info.shared
+                children += info.rss
+        self.peak_children = max(self.peak_children, int(children))
         return int(rss), int(pss), int(file)
 
     def _loop(self) -> None:
@@ -953,6 +959,8 @@ def summary(env: Env) -> None:
         f"{k} {v / MiB:.0f} MiB" for k, v in env.rss.peak_phase.items()))
     say(f"Doorvoer peak RSS: {rss:.0f} MiB ({env.rss.samples} samples every "
         f"{RSS_INTERVAL_S * 1000:.0f} ms; the sum over the node and its worker process)")
+    say(f"  each at its own peak: node {env.rss.peak_node / MiB:.0f} MiB, worker process(es) "
+        f"{env.rss.peak_children / MiB:.0f} MiB")
     say(f"  of which file-backed (libraries' pages, shared): {env.rss.peak_file / MiB:.0f} MiB, "
         f"allocated by the processes: {(env.rss.peak - env.rss.peak_file) / MiB:.0f} MiB")
     say(f"Doorvoer peak PSS: {env.rss.peak_pss / MiB:.0f} MiB (the same sum with each shared "
