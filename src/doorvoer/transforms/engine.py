@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO
@@ -32,12 +33,21 @@ RESULT_BATCH_ROWS = 16_384
 
 def _glibc() -> ctypes.CDLL | None:
     """The C library if it has malloc_trim (glibc); elsewhere the C heap is left alone."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim  # noqa: B018 - the lookup fails where there is none
-    except (OSError, AttributeError):
-        return None
-    return libc
+    for name in _libc_names():
+        try:
+            libc = ctypes.CDLL(name)
+            libc.malloc_trim  # noqa: B018 - the lookup fails where there is none
+        except (OSError, AttributeError):
+            continue
+        return libc
+    return None
+
+
+def _libc_names() -> Iterator[str]:
+    yield "libc.so.6"  # glibc's own name: find_library runs ldconfig in a child process
+    found = ctypes.util.find_library("c")
+    if found:
+        yield found
 
 
 _LIBC = _glibc()
