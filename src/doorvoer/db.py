@@ -65,7 +65,10 @@ def make_engine(url: str, durable: bool = False) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # LIFO: the hot connection is reused, its page cache warm (FIFO cycled through
+        # the pool, and each connection re-read the pages the others had changed)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_use_lifo=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
