@@ -9,7 +9,7 @@ deleted and swept.
 Creating a file is the slowest step of a small upload's OPEN (0.1 to 0.4 ms of kernel
 time on the virtual disk we measured on), so a store may keep a few empty files
 created ahead by a thread of its own (`spare-…`, never a blob id): a new blob takes
-one and renames it, and the thread makes the next. They hold nothing; `close` removes
+one and renames it, and the thread makes more when half of them are gone. They hold nothing; `close` removes
 them, and the start-up sweep removes those of a process that died.
 """
 
@@ -70,7 +70,9 @@ class LocalStore:
                                                name="vault-spares")
                 self._maker.start()
             spare = self._spares.pop() if self._spares else None
-        self._want.set()  # make the next
+            low = len(self._spares) <= self._spares_wanted // 2
+        if low:  # the thread makes several in a row: one wake-up per half of them
+            self._want.set()
         return spare
 
     def _make_spares(self) -> None:
