@@ -9,8 +9,9 @@ deleted and swept.
 Creating a file is the slowest step of a small upload's OPEN (0.1 to 0.4 ms of kernel
 time on the virtual disk we measured on), so a store may keep a few empty files
 created ahead by a thread of its own (`spare-…`, never a blob id): a new blob takes
-one and renames it, and the thread makes more when half of them are gone. They hold nothing; `close` removes
-them, and the start-up sweep removes those of a process that died.
+one and renames it, and the thread makes more when half of them are gone. They hold
+nothing; `close` removes them, and the start-up sweep removes those of a process
+that died.
 """
 
 from __future__ import annotations
