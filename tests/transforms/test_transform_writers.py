@@ -308,3 +308,19 @@ def test_large_batches_are_written_in_slices(monkeypatch: pytest.MonkeyPatch) ->
     assert outputs[:3] == outputs[3:]
     assert json.loads(outputs[1])[2] == {"v": 'waarde "2"\n', "n": 2}
     assert len(list(writers._pieces(batch))) > 1  # it did slice
+
+
+def test_looking_for_characters_window_by_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A huge value is searched in windows, not copied whole: a delimiter of several
+    bytes that straddles two windows is still found."""
+    delimiter = "§".encode()  # two bytes in UTF-8
+    for window in (1, 2, 3, 5, 1 << 20):
+        monkeypatch.setattr(writers, "HOLDS_WINDOW", window)
+        for at in range(9):
+            data = b"x" * at + delimiter + b"y" * 5
+            assert writers._holds_any(memoryview(data), [delimiter, b'"'])
+            assert writers._holds_byte_of(memoryview(b"a" * at + b"\x01" + b"b"),
+                                          writers._JSON_ESCAPES)
+        assert not writers._holds_any(memoryview(b"x" * 9 + b"\xc2y"), [delimiter, b'"'])
+        assert not writers._holds_any(memoryview(b""), [delimiter])
+        assert not writers._holds_byte_of(memoryview(b"plain text"), writers._JSON_ESCAPES)

@@ -126,6 +126,7 @@ class _Encoder:
 
 # A batch is assembled in slices of about this many bytes (see _pieces).
 PIECE_BYTES = 32 * 1_048_576
+HOLDS_WINDOW = 1_048_576
 _EMPTY = pa.scalar("", pa.string())
 _QUOTE = pa.scalar('"', pa.string())
 _COMMA = pa.scalar(",", pa.string())
@@ -184,8 +185,12 @@ class CsvWriter:
 
     def _write(self, texts: list[pa.Array], first_row: int) -> None:
         fields = [self._field(text, single=len(texts) == 1) for text in texts]
-        rows = pc.binary_join_element_wise(*fields, self._delimiter)
-        rows = pc.binary_join_element_wise(rows, self._line_end, _EMPTY)
+        # field, delimiter, field, ..., field, line end: each row made in one pass
+        parts: list[pa.Array | pa.Scalar] = []
+        for field in fields:
+            parts += (field, self._delimiter)
+        parts[-1] = self._line_end
+        rows = pc.binary_join_element_wise(*parts, _EMPTY)
         data = _string_data(rows)  # the rows back to back: the text
         if self._utf8:
             self._encoder.write_utf8(data)
@@ -231,10 +236,25 @@ def _pieces(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
 
 
 def _holds_any(data: bytes | memoryview, needles: list[bytes]) -> bool:
-    """Whether `data` holds any of `needles` (a copy and bytes.find: 16x faster than a
-    regex over the buffer)."""
-    text = bytes(data)
-    return any(text.find(needle) >= 0 for needle in needles)
+    """Whether `data` holds any of `needles`: bytes.find over copies of at most
+    HOLDS_WINDOW bytes (16x faster than a regex over the buffer; a huge value is not
+    copied whole), overlapping by the longest needle less one byte."""
+    overlap = max(len(needle) for needle in needles) - 1
+    view = memoryview(data)
+    for start in range(0, max(len(view) - overlap, 1), HOLDS_WINDOW):
+        window = bytes(view[start:start + HOLDS_WINDOW + overlap])
+        if any(window.find(needle) >= 0 for needle in needles):
+            return True
+    return False
+
+
+def _holds_byte_of(data: memoryview, chars: bytes) -> bool:
+    """Whether `data` holds any byte of `chars` (bytes.translate, window by window)."""
+    for start in range(0, len(data), HOLDS_WINDOW):
+        window = bytes(data[start:start + HOLDS_WINDOW])
+        if len(window.translate(None, chars)) != len(window):
+            return True
+    return False
 
 
 def _string_data(array: pa.Array) -> memoryview:
@@ -310,8 +330,7 @@ class JsonWriter:
         """One column's JSON values."""
         texts, kind = render_array(column, index)
         if kind is Kind.STRING:
-            data = bytes(_string_data(texts))
-            if len(data.translate(None, _JSON_ESCAPES)) == len(data):  # nothing to escape
+            if not _holds_byte_of(_string_data(texts), _JSON_ESCAPES):  # nothing to escape
                 texts = pc.binary_join_element_wise(_QUOTE, texts, _QUOTE, _EMPTY)
             else:  # rare: the escapes are Python's json's own
                 texts = pa.array(json_cells(texts.to_pylist(), kind), pa.string())
