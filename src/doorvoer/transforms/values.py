@@ -53,21 +53,31 @@ class Kind(Enum):
 Texts = list[str | None]
 
 
-def render(column: pa.Array, index: int) -> tuple[Texts, Kind]:
-    """The text of each value of a result column (None for NULL), and its kind.
+def render(column: pa.Array, index: int) -> tuple[pa.Array, Kind]:
+    """The text of each value of a result column as an Arrow string array (null for
+    NULL), and its kind.
 
     `index` is the column's 0-based position, for the error of a type that
-    cannot be written.
+    cannot be written. Text, integers and booleans stay in Arrow (no Python object per
+    value, which is most of a large output's cost); the other types are made text in
+    Python (`_python_texts`).
     """
     kind = column.type
     if pa.types.is_dictionary(kind):
         return render(column.dictionary_decode(), index)
-    if pa.types.is_null(kind):
-        return [None] * len(column), Kind.STRING
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or _is_string_view(kind):
-        return column.to_pylist(), Kind.STRING
+    if pa.types.is_string(kind):
+        return column, Kind.STRING
+    if pa.types.is_large_string(kind) or _is_string_view(kind) or pa.types.is_null(kind):
+        return pc.cast(column, pa.string()), Kind.STRING
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        return pc.cast(column, pa.string()).to_pylist(), Kind.NUMBER
+        return pc.cast(column, pa.string()), Kind.NUMBER
+    texts, text_kind = _python_texts(column, index)
+    return pa.array(texts, pa.string()), text_kind
+
+
+def _python_texts(column: pa.Array, index: int) -> tuple[Texts, Kind]:
+    """`render` for the types whose text is made value by value."""
+    kind = column.type
     if pa.types.is_decimal(kind):
         return _decimals(column), Kind.NUMBER
     if pa.types.is_floating(kind):
@@ -96,25 +106,6 @@ def render(column: pa.Array, index: int) -> tuple[Texts, Kind]:
         f"column {index + 1} has a type that cannot be written ({kind}); cast it in the SQL",
         column=index + 1,
     )
-
-
-def render_array(column: pa.Array, index: int) -> tuple[pa.Array, Kind]:
-    """The same as `render`, the texts as an Arrow string array (null for NULL).
-
-    Text, integers and booleans stay in Arrow (no Python object per value, which is
-    most of a large output's cost); the other types go through `render`.
-    """
-    kind = column.type
-    if pa.types.is_dictionary(kind):
-        return render_array(column.dictionary_decode(), index)
-    if pa.types.is_string(kind):
-        return column, Kind.STRING
-    if pa.types.is_large_string(kind) or _is_string_view(kind):
-        return pc.cast(column, pa.string()), Kind.STRING
-    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        return pc.cast(column, pa.string()), Kind.NUMBER
-    texts, text_kind = render(column, index)
-    return pa.array(texts, pa.string()), text_kind
 
 
 def csv_cells(texts: Texts) -> list[str]:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.spec import WriteSpec
-from doorvoer.transforms.values import Kind, csv_cells, json_cells, render, render_array
+from doorvoer.transforms.values import Kind, csv_cells, json_cells, render
 
 _DISPLAY = {
     "utf-8": "UTF-8",
@@ -51,29 +51,28 @@ class _Encoder:
         self._sink = sink
         self._codec = codecs.lookup(encoding).name
         self._encoder = codecs.getincrementalencoder(self._codec)("strict")
+        self._utf8 = self._codec in ("utf-8", "utf-8-sig")
 
-    def write(self, text: str, cells: Callable[[], list[list[str]]], first_row: int) -> None:
-        """Write `text`, made of `cells()` (per column) for rows from `first_row` (1-based)."""
-        data = b""
+    def write(self, data: bytes | memoryview, cells: Callable[[], list[list[str]]],
+              first_row: int) -> None:
+        """Write `data`, UTF-8 text made of `cells()` (per column) for rows from
+        `first_row` (1-based). A UTF-8 sink takes it as it is (after utf-8-sig's BOM);
+        any other encoding transcodes it, and a character it cannot hold is located."""
+        if self._utf8:
+            bom = self._encoder.encode("")  # utf-8-sig's BOM, the first time
+            if bom:
+                self._send(bom)
+            self._send(data)
+            return
+        encoded = b""
         failed = False
         try:
-            data = self._encoder.encode(text)
+            encoded = self._encoder.encode(bytes(data).decode("utf-8"))
         except UnicodeEncodeError:
             failed = True
         if failed:
             raise self._locate(cells(), first_row)
-        self._send(data)
-
-    def write_utf8(self, data: memoryview) -> None:
-        """Write text that is UTF-8 already, for a UTF-8 sink (a BOM goes first)."""
-        bom = self._encoder.encode("")  # utf-8-sig's BOM, the first time
-        if bom:
-            self._send(bom)
-        self._send(data)
-
-    @property
-    def codec(self) -> str:
-        return self._codec
+        self._send(encoded)
 
     def check_names(self, names: list[str]) -> None:
         for position, name in enumerate(names, start=1):
@@ -153,7 +152,6 @@ class CsvWriter:
     def __init__(self, spec: WriteSpec, sink: BinaryIO) -> None:
         self._spec = spec
         self._encoder = _Encoder(sink, spec.encoding)
-        self._utf8 = self._encoder.codec in ("utf-8", "utf-8-sig")
         self._terminator = "\r\n" if spec.line_ending == "crlf" else "\n"
         self._special = "[" + re.escape(spec.delimiter) + '"\r\n]'  # for RE2: what is quoted
         self._special_bytes = [c.encode() for c in (spec.delimiter, '"', "\r", "\n")]
@@ -169,14 +167,11 @@ class CsvWriter:
         self._encoder.check_names(names)
         fields = [self._quoted(name, single=len(names) == 1) for name in names]
         line = self._spec.delimiter.join(fields) + self._terminator
-        if self._utf8:
-            self._encoder.write_utf8(memoryview(line.encode()))
-        else:
-            self._encoder.write(line, list, 0)  # the names were checked
+        self._encoder.write(line.encode(), list, 0)  # the names were checked
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         for piece in _pieces(batch):
-            texts = [render_array(column, index)[0] for index, column in enumerate(piece.columns)]
+            texts = [render(column, index)[0] for index, column in enumerate(piece.columns)]
             self._write(texts, self.rows + 1)
             self.rows += piece.num_rows
 
@@ -191,27 +186,18 @@ class CsvWriter:
             parts += (field, self._delimiter)
         parts[-1] = self._line_end
         rows = pc.binary_join_element_wise(*parts, _EMPTY)
-        data = _string_data(rows)  # the rows back to back: the text
-        if self._utf8:
-            self._encoder.write_utf8(data)
-        else:
-            self._encoder.write(
-                bytes(data).decode("utf-8"), lambda: [csv_cells(t.to_pylist()) for t in texts],
-                first_row,
-            )
+        self._encoder.write(  # the rows back to back: the text
+            _string_data(rows), lambda: [csv_cells(t.to_pylist()) for t in texts], first_row)
 
     def _field(self, text: pa.Array, *, single: bool) -> pa.Array:
         """One column's fields: quoted where needed, NULL as empty."""
         if text.null_count:
             text = pc.fill_null(text, _EMPTY)
-        if single:
-            quote = pc.equal(pc.binary_length(text), 0)
-        elif not _holds_any(_string_data(text), self._special_bytes):
+        if not single and not _holds_any(_string_data(text), self._special_bytes):
             return text  # the common case, found without a call into Arrow per rule
-        else:
-            quote = None
-        special = pc.match_substring_regex(text, self._special)
-        quote = special if quote is None else pc.or_(quote, special)
+        quote = pc.match_substring_regex(text, self._special)
+        if single:
+            quote = pc.or_(quote, pc.equal(pc.binary_length(text), 0))
         doubled = pc.replace_substring(text, pattern='"', replacement='""')
         quoted = pc.binary_join_element_wise(_QUOTE, doubled, _QUOTE, _EMPTY)
         return pc.if_else(quote, quoted, text)
@@ -294,7 +280,7 @@ class JsonWriter:
         self._keys = [pa.scalar(json.dumps(name, ensure_ascii=False) + ":", pa.string())
                       for name in names]
         if not self._lines:
-            self._encoder.write("[", list, 0)
+            self._encoder.write(b"[", list, 0)
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         for piece in _pieces(batch):
@@ -314,21 +300,15 @@ class JsonWriter:
         )
         if not self._lines and self.rows == 0:
             text = text[1:]  # the first object follows "[" on a new line, without the comma
-        if self._encoder.codec in ("utf-8", "utf-8-sig"):
-            self._encoder.write_utf8(text)
-        else:
-            first = self.rows + 1
-            self._encoder.write(
-                bytes(text).decode("utf-8"),
-                lambda: [json_cells(*render(column, index))
-                         for index, column in enumerate(batch.columns)],
-                first,
-            )
+        self._encoder.write(text, lambda: [
+            json_cells(texts.to_pylist(), kind)
+            for texts, kind in (render(column, index) for index, column in enumerate(batch.columns))
+        ], self.rows + 1)
         self.rows += batch.num_rows
 
     def _value(self, column: pa.Array, index: int) -> pa.Array:
         """One column's JSON values."""
-        texts, kind = render_array(column, index)
+        texts, kind = render(column, index)
         if kind is Kind.STRING:
             if not _holds_byte_of(_string_data(texts), _JSON_ESCAPES):  # nothing to escape
                 texts = pc.binary_join_element_wise(_QUOTE, texts, _QUOTE, _EMPTY)
@@ -340,5 +320,6 @@ class JsonWriter:
 
     def finish(self) -> None:
         if not self._lines:
-            self._encoder.write((self._newline if self.rows else "") + "]" + self._newline, list, 0)
+            end = (self._newline if self.rows else "") + "]" + self._newline
+            self._encoder.write(end.encode(), list, 0)
         self._encoder.finish()
