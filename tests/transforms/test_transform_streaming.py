@@ -211,3 +211,37 @@ def test_an_input_that_fails_in_its_first_block_leaves_no_reader_behind() -> Non
     message, seconds = done.stdout.rsplit(" ", 1)
     assert message == "csv: line 7: expected 3 fields, found 4"
     assert float(seconds) < csvread.READ_AHEAD_WAIT_S
+
+
+@pytest.mark.parametrize("ragged_at", [None, 5])
+def test_once_closed_an_input_is_never_read_again(
+    monkeypatch: pytest.MonkeyPatch, ragged_at: int | None
+) -> None:
+    # The deterministic side of the test above: when close() returns, pyarrow's
+    # I/O thread has read its last block (the empty one) and is out of Python for
+    # good (it had waited in the gate, and came back out of it after close()).
+    calls: list[float] = []
+    read_buffer = csvread.Utf8Reader.read_buffer
+
+    def counted(self: csvread.Utf8Reader, size: int) -> object:
+        try:
+            return read_buffer(self, size)
+        finally:
+            calls.append(time.monotonic())  # when pyarrow's thread is out of Python again
+
+    monkeypatch.setattr(csvread.Utf8Reader, "read_buffer", counted)
+    spec = ReadSpec(format="csv", delimiter=";")
+    source = CountingRows(40 * 1_048_576, ragged_at=ragged_at)
+    try:
+        data = csvread.CsvInput(spec, stream(source), Deadline(60))
+    except TransformError:
+        closed_at = time.monotonic()  # the constructor closed it
+    else:
+        assert data.arrow is not None
+        data.arrow.read_next_batch()
+        time.sleep(0.2)  # the I/O thread waits in the gate now
+        data.close()
+        closed_at = time.monotonic()
+    time.sleep(0.5)
+    assert calls and not [at for at in calls if at > closed_at]
+    assert source.read_bytes < 8 * 1_048_576  # the rest of the input was never read

@@ -144,12 +144,22 @@ class CsvInput:
             pass
 
     def close(self) -> None:
-        """Let go of pyarrow's reader, its block, the text and the source: the transform is over."""
+        """Let go of pyarrow's reader, its block, the text and the source: the transform is over.
+
+        pyarrow's I/O thread must be done with the text before this returns: left
+        reading (or waiting in the gate) it calls into Python later, and if that is
+        while the interpreter exits, the exit aborts or hangs for good (the thread
+        is ended under Arrow's thread pool, which then waits for it). So the text
+        ends here, the gate opens, and the reader is pulled to its end: the last
+        block pyarrow's thread reads is the empty one that says so.
+        """
         self._done = True
-        self._ahead.release()  # before the reader goes: its I/O thread may wait in the gate
-        self._reader = None
+        self._text.close()  # from now on every read is the end of the input
+        self._ahead.release()  # its I/O thread may wait in the gate
+        reader, self._reader = self._reader, None
         self.arrow = None
-        self._text.close()
+        if reader is not None:
+            _run_out(reader)
 
     def _open(self) -> pcsv.CSVStreamingReader:
         spec = self._spec
@@ -377,6 +387,21 @@ class _InvalidRows:
             number = row.number if row.number is not None and row.number > 0 else None
             self.first = (number, row.expected_columns, row.actual_columns)
         return "skip"
+
+
+def _run_out(reader: pcsv.CSVStreamingReader) -> None:
+    """Pull a reader whose text has ended until it says so (its batches are dropped)."""
+    # Each pull frees a place in its read-ahead queue, so its I/O thread reads
+    # on (the end, now) instead of waiting for a consumer. Errors from the cut
+    # text (a record left open) are no longer anyone's concern; after the
+    # queue's 32 blocks and those in flight, a reader ends or keeps failing.
+    for _ in range(256):
+        try:
+            reader.read_next_batch()
+        except StopIteration:
+            return
+        except Exception:  # noqa: BLE001, S112 - a failed block of cut text: pull on
+            continue
 
 
 def _stream(owner: weakref.ref[CsvInput], first: pa.RecordBatch) -> Iterator[pa.RecordBatch]:

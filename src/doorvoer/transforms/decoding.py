@@ -180,7 +180,7 @@ class Utf8Reader(io.RawIOBase):
         self._fill(size)
         parts: list[memoryview] = []
         wanted = min(size, self._buffered)
-        while wanted:
+        while wanted and self._pieces:  # (close() may clear them under pyarrow's thread)
             piece = self._pieces[0]
             part = memoryview(piece)[self._offset : self._offset + wanted]
             parts.append(part)
