@@ -6,6 +6,9 @@
 Starts, in one run and on 127.0.0.1:
 - a private OpenSSH `sshd` (own config, host key, authorized_keys, free port) whose
   sftp subsystem writes into a temporary folder: the reference;
+- asyncssh's own SFTP server and nothing else (`benchmarks/bare_sftp.py`, uvloop,
+  files written to a temporary folder), for (a) only: Doorvoer's SFTP door is an
+  asyncssh server, so this is the ceiling of (a)'s ratio on the machine at hand;
 - a Doorvoer node (`doorvoer serve`, a separate process, SQLite, default settings but
   a 1 s fetch grace) with one tenant, one account and one CSV -> CSV pickup process;
   its RSS is sampled every 50 ms.
@@ -357,6 +360,7 @@ class Env:
     doorvoer_cmd: list[str]
     stack: contextlib.ExitStack
     sshd: Server | None = None
+    bare: Server | None = None
     node: Server | None = None
     node_proc: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
@@ -450,6 +454,33 @@ Subsystem sftp {server_bin or 'internal-sftp'}
         sftp_batch(env, env.sshd, f"cd {target}\npwd\n", 30, "OpenSSH login check")
     except BenchError as exc:
         raise BenchError(f"{exc}\n  sshd log:\n{tail(log)}") from None
+
+
+def bare_root(env: Env) -> Path:
+    """Where asyncssh alone writes the uploads (its chroot)."""
+    return env.work / "bare" / "root"
+
+
+def start_bare(env: Env) -> None:
+    """asyncssh's stock SFTP server in a process of its own (see bare_sftp.py)."""
+    d = env.work / "bare"
+    target = bare_root(env)
+    target.mkdir(parents=True)
+    keygen(d / "host_key")
+    port = free_port()
+    log = env.work / "bare.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("bare_sftp.py")), str(port),
+             str(target), str(env.client_key) + ".pub", str(d / "host_key")],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    env.stack.callback(stop_process, proc, "asyncssh alone")
+    wait_port(port, proc, 30, "asyncssh alone", log)
+    env.bare = Server("asyncssh", port, getpass.getuser(), "/")
+    try:
+        sftp_batch(env, env.bare, "pwd\n", 30, "asyncssh alone login check")
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n  its log:\n{tail(log)}") from None
 
 
 def doorvoer(env: Env, *args: str, stdin: str | None = None) -> str:
@@ -655,6 +686,8 @@ def warm_up(env: Env, rng: random.Random) -> None:
     names = make_small_files(d, "warmup-", 5, 4096, rng)
     batch = f"lcd {d}\n" + "".join(f"put {n}\n" for n in names)
     sftp_batch(env, env.sshd, f"cd {env.sshd.target}\n" + batch, 60, "OpenSSH warm-up")
+    assert env.bare is not None
+    sftp_batch(env, env.bare, f"cd {env.bare.target}\n" + batch, 60, "asyncssh alone warm-up")
     sftp_batch(env, env.node, f"cd {env.node.target}\n" + batch, 60, "Doorvoer warm-up")
     _, counts = wait_states(env, "warmup-", 5, {"READY"}, 60, "Doorvoer warm-up")
     if counts.get("READY", 0) != 5:
@@ -665,14 +698,16 @@ def warm_up(env: Env, rng: random.Random) -> None:
     wait_states(env, "warmup-", 5, set(), 30, "warm-up erasure")
     for n in names:
         (Path(env.sshd.target) / n).unlink(missing_ok=True)
+        (bare_root(env) / n).unlink(missing_ok=True)
     # What one `sftp -b` session costs before any file: connect, key exchange, login.
-    for server in (env.sshd, env.node):
+    for server in (env.sshd, env.bare, env.node):
         times = sorted(sftp_batch(env, server, f"cd {server.target}\n", 30, "session setup")
                        for _ in range(3))
         env.results[f"setup_{server.name}"] = times[1]
     say(f"session setup (an empty `sftp -b` session, median of 3): OpenSSH "
-        f"{env.results['setup_OpenSSH']:.3f} s, Doorvoer {env.results['setup_Doorvoer']:.3f} s;"
-        " included in every wall time below")
+        f"{env.results['setup_OpenSSH']:.3f} s, asyncssh alone "
+        f"{env.results['setup_asyncssh']:.3f} s, Doorvoer "
+        f"{env.results['setup_Doorvoer']:.3f} s; included in every wall time below")
 
 
 def bench_small(env: Env, rng: random.Random) -> None:
@@ -682,25 +717,29 @@ def bench_small(env: Env, rng: random.Random) -> None:
     cfg = env.cfg
     say(f"\n(a) {cfg.small_files} small CSV files (~{cfg.small_bytes // 1024} KiB), one "
         f"`sftp -b` session of {cfg.small_files} puts each, {cfg.rounds} round(s): OpenSSH, "
-        "then Doorvoer")
+        "asyncssh alone, then Doorvoer")
     rounds = [_small_round(env, rng, r) for r in range(1, cfg.rounds + 1)]
-    ssh_rate, dv_rate, ratio, proc_rate = (statistics.median(x) for x in zip(*rounds,
-                                                                             strict=True))
+    ssh_rate, bare_rate, dv_rate, ratio, bare_ratio, proc_rate = (
+        statistics.median(x) for x in zip(*rounds, strict=True))
     if cfg.rounds > 1:
-        say(f"    median of {cfg.rounds} rounds: OpenSSH {ssh_rate:.0f} files/s, Doorvoer "
-            f"{dv_rate:.0f} files/s ingest, ratio {ratio:.2f}x "
-            f"(rounds: {', '.join(f'{r[2]:.2f}x' for r in rounds)}); all ready "
-            f"{proc_rate:.0f} files/s")
-    env.results.update(small_ssh=ssh_rate, small_dv=dv_rate, small_ratio=ratio,
+        say(f"    median of {cfg.rounds} rounds: OpenSSH {ssh_rate:.0f} files/s, asyncssh "
+            f"alone {bare_rate:.0f}, Doorvoer {dv_rate:.0f} files/s ingest, ratio "
+            f"{ratio:.2f}x (rounds: {', '.join(f'{r[3]:.2f}x' for r in rounds)}); "
+            f"asyncssh alone {bare_ratio:.2f}x OpenSSH (rounds: "
+            f"{', '.join(f'{r[4]:.2f}x' for r in rounds)}); all ready {proc_rate:.0f} files/s")
+    env.results.update(small_ssh=ssh_rate, small_bare=bare_rate, small_dv=dv_rate,
+                       small_ratio=ratio, small_bare_ratio=bare_ratio,
                        small_processed=proc_rate)
 
 
 def _small_round(env: Env, rng: random.Random, round_no: int
-                 ) -> tuple[float, float, float, float]:
-    """One round of (a); returns (OpenSSH files/s, Doorvoer files/s, ratio, Doorvoer
-    files/s until all are ready)."""
+                 ) -> tuple[float, float, float, float, float, float]:
+    """One round of (a); returns (OpenSSH files/s, asyncssh alone files/s, Doorvoer
+    files/s, Doorvoer's ratio, asyncssh alone's ratio, Doorvoer files/s until all are
+    ready)."""
     assert env.node is not None
     assert env.sshd is not None
+    assert env.bare is not None
     cfg = env.cfg
     n = cfg.small_files
     d = env.work / "small"
@@ -722,6 +761,18 @@ def _small_round(env: Env, rng: random.Random, round_no: int
     ssh_rate = n / t_ssh
     say(f"    OpenSSH  ingest: {ssh_rate:8.1f} files/s  ({t_ssh:.2f} s; "
         f"{net(n, t_ssh, env.results['setup_OpenSSH'], 'files/s')})")
+
+    t_bare = sftp_batch(env, env.bare, f"cd {env.bare.target}\n" + batch, timeout,
+                        "asyncssh alone small files")
+    got = len(list(bare_root(env).glob(f"{prefix}*")))
+    if got != n:
+        raise BenchError(f"asyncssh alone small files: {got} of {n} arrived")
+    for x in names:
+        (bare_root(env) / x).unlink()
+    bare_rate = n / t_bare
+    say(f"    asyncssh alone:  {bare_rate:8.1f} files/s  ({t_bare:.2f} s; "
+        f"{net(n, t_bare, env.results['setup_asyncssh'], 'files/s')})"
+        f"   ratio asyncssh/OpenSSH = {bare_rate / ssh_rate:.2f}x (the ceiling of Doorvoer's)")
 
     end = phase(env, "a: small files")
     start_wall = time.time()
@@ -755,7 +806,7 @@ def _small_round(env: Env, rng: random.Random, round_no: int
     say(f"    (fetched and deleted {fetched} outputs over SFTP in {drain_s:.1f} s: "
         f"{fetched / drain_s:.0f} files/s)")
     shutil.rmtree(d)
-    return ssh_rate, dv_rate, dv_rate / ssh_rate, proc_rate
+    return ssh_rate, bare_rate, dv_rate, dv_rate / ssh_rate, bare_rate / ssh_rate, proc_rate
 
 
 def bench_big(env: Env, rng: random.Random) -> None:
@@ -978,6 +1029,9 @@ def summary(env: Env) -> None:
     lines.append((f"small files ingest   {v:.2f}x OpenSSH" if v is not None else
                   "small files ingest   not measured", ">= 0.70x",
                   mark(None if v is None else v >= 0.7)))
+    v = get("small_bare_ratio")
+    if v is not None:  # a reference, not a target
+        lines.append((f"  asyncssh alone     {v:.2f}x OpenSSH", "(the ceiling)", ""))
     v = get("small_processed")
     lines.append((f"small files ready    {v:.0f} files/s" if v is not None else
                   "small files ready    not measured", ">= 100 files/s",
@@ -993,7 +1047,8 @@ def summary(env: Env) -> None:
                   "steady p99           not measured", "< 2 s", mark(ok)))
     lines.append((f"peak RSS             {rss:.0f} MiB", "< 300 MiB", mark(rss < 300)))
     say("\n==== summary " + "=" * 55)
-    say(f"  small: OpenSSH {r.get('small_ssh', 0):.0f} files/s, Doorvoer "
+    say(f"  small: OpenSSH {r.get('small_ssh', 0):.0f} files/s, asyncssh alone "
+        f"{r.get('small_bare', 0):.0f} files/s, Doorvoer "
         f"{r.get('small_dv', 0):.0f} files/s ingest, {r.get('small_processed', 0):.0f} "
         f"files/s to ready")
     say(f"  large: OpenSSH {r.get('big_ssh', 0):.0f} MB/s, Doorvoer {r.get('big_dv', 0):.0f} "
@@ -1047,6 +1102,9 @@ def main() -> int:
             say(f"OpenSSH sshd on 127.0.0.1:{env.sshd.port if env.sshd else '?'} "
                 f"(subsystem {server_bin or 'internal-sftp'}), user {getpass.getuser()}, "
                 f"target {work / 'openssh-target'}")
+            start_bare(env)
+            say(f"asyncssh alone (benchmarks/bare_sftp.py) on 127.0.0.1:"
+                f"{env.bare.port if env.bare else '?'}, target {bare_root(env)}")
             start_doorvoer(env)
             assert env.rss is not None
             assert env.node is not None
