@@ -133,9 +133,18 @@ def dist(values: list[float]) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS picks, all different (each socket stays bound until all are)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, what: str,
@@ -503,12 +512,12 @@ def start_doorvoer(env: Env) -> None:
     spec = env.work / "bench.yaml"
     spec.write_text(SPEC)
     doorvoer(env, "process", "apply", TENANT, str(spec))
-    port = free_port()
+    port, http_port = free_ports(2)
     log = env.work / "doorvoer.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*env.doorvoer_cmd, "serve", "--data-dir", str(env.data_dir), "--sftp-port",
-             str(port), "--sftp-host", "127.0.0.1", "--http-port", str(free_port()),
+             str(port), "--sftp-host", "127.0.0.1", "--http-port", str(http_port),
              "--http-host", "127.0.0.1"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     env.stack.callback(stop_process, proc, "doorvoer")

@@ -28,3 +28,26 @@ def test_demo_once_ends_with_nothing_left() -> None:
             if check in line:
                 proof[check] = re.findall(r"\d+", line.rsplit("│", 2)[-2])[-1]
     assert proof == dict.fromkeys(proof, "0"), out[-3000:]
+
+
+def test_free_ports_are_the_wanted_ones_when_free_and_never_the_same() -> None:
+    import socket
+
+    from doorvoer.app import free_ports
+
+    # Asked for at once, the OS's picks are all different (picked one by one, with
+    # each socket closed before the next bind, the same port can come back twice).
+    picked = free_ports("127.0.0.1", 0, 0, 0, 0)
+    assert len(set(picked)) == 4
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        taken.listen()
+        free = picked[0]
+        # a wanted port that is free is the one given; a taken one is replaced
+        first, second = free_ports("127.0.0.1", free, busy)
+        assert first == free
+        assert second not in (busy, free)
+        # two wishes for the same port: the second gets another
+        again = free_ports("127.0.0.1", free, free)
+        assert again[0] == free and again[1] != free

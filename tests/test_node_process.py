@@ -61,14 +61,14 @@ class Server:
         self.port = 0
 
     def start(self) -> None:
-        from doorvoer.app import free_port
+        from doorvoer.app import free_ports
 
-        self.port = free_port("127.0.0.1", 0)
+        self.port, http_port = free_ports("127.0.0.1", 0, 0)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "doorvoer.cli", "serve", "--data-dir", str(self.data_dir),
              "--sftp-port", str(self.port), "--sftp-host", "127.0.0.1",
-             "--http-port", str(free_port("127.0.0.1", 0)), "--http-host", "127.0.0.1"],
+             "--http-port", str(http_port), "--http-host", "127.0.0.1"],
             stdout=log, stderr=log, env=self.env,
         )
         wait_for(self._listening, timeout=30, what="doorvoer serve to listen")

@@ -37,17 +37,30 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def free_port(host: str, preferred: int) -> int:
-    """`preferred` if it is free, else one the OS picks."""
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise OSError("no free port")
+def free_ports(host: str, *preferred: int) -> list[int]:
+    """A free port for each of `preferred` (that one if it is free, else one the OS
+    picks), all different: each stays bound until all are found, or the OS could hand
+    out the same port twice. (Bound as the servers bind, with SO_REUSEADDR, which lets
+    sockets that do not listen share a port: the list itself keeps them apart.)"""
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        for wanted in preferred:
+            for port in (wanted, 0, 0, 0):
+                if port and port in ports:
+                    continue
+                s = held.enter_context(socket.socket())
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                got = int(s.getsockname()[1])
+                if got not in ports:
+                    ports.append(got)
+                    break
+            else:
+                raise OSError("no free port")
+        return ports
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from doorvoer.access.policy import Role
 from doorvoer.accounts.people import create_user
 from doorvoer.accounts.service import create_account
-from doorvoer.app import Node, free_port
+from doorvoer.app import Node, free_ports
 from doorvoer.bootstrap import host_key_fingerprint, init_data_dir
 from doorvoer.config import load_settings
 from doorvoer.context import Context
@@ -183,8 +183,7 @@ async def run_demo(console: Console, once: bool, preferred_port: int,
         from doorvoer.errors import UserError
 
         raise UserError(f"{data_dir} holds data already; the demo needs a new folder")
-    port = free_port("127.0.0.1", preferred_port)
-    http_port = free_port("127.0.0.1", 8443)
+    port, http_port = free_ports("127.0.0.1", preferred_port, 8443)
     settings = load_settings(root, sftp_host="127.0.0.1", sftp_port=port, fetch_grace_s=1.0,
                              stat_grace_s=1.0, fsync=False, http_host="127.0.0.1",
                              http_port=http_port)
