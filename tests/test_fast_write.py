@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from doorvoer.context import Context
-from doorvoer.db import FastWrite, new_id, writing
+from doorvoer.db import FastRead, FastWrite, new_id, writing
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.models import State, Transfer
 
@@ -69,3 +71,40 @@ def test_many_rows_and_python_defaults(ctx: Context) -> None:
         tenants = s.scalars(select(Tenant).order_by(Tenant.slug)).all()
     assert [(t.slug, len(t.id)) for t in tenants] == [("a", 32), ("b", 32)]
     assert all(t.created_at is not None for t in tenants)
+
+
+def test_fast_read_gives_what_sqlalchemy_reads(ctx: Context) -> None:
+    """FastRead's rows hold the values `Connection.execute` gives (types converted, the
+    statement's own constants bound), on an engine or inside a write transaction."""
+    with ctx.sessions() as s, s.begin():
+        tenant = Tenant(slug="acme", name="Acme")
+        s.add(tenant)
+        s.flush()
+        tenant_id = tenant.id
+    ids = [new_id(), new_id()]
+    with writing(ctx.engine) as conn:
+        for transfer_id in ids:
+            conn.execute(insert(T), _row(tenant_id, transfer_id))
+        conn.execute(update(T).where(T.c.id == ids[1]).values(
+            state=State.RECEIVED, received_at=WHEN, bytes_in=4096))
+    statement = (select(T.c.id, T.c.filename, T.c.bytes_in, T.c.received_at, T.c.opened_at,
+                        T.c.state)
+                 .where(T.c.tenant_id == bindparam("tenant"), T.c.state == State.RECEIVED)
+                 .order_by(T.c.opened_at).limit(1))
+    fast = FastRead(statement)
+    with ctx.engine.connect() as conn:
+        expected = conn.execute(statement, {"tenant": tenant_id}).one()
+    row = fast.first(ctx.engine, {"tenant": tenant_id})
+    assert tuple(row) == tuple(expected)
+    assert (row.id, row.received_at, row.bytes_in, row.state) == (ids[1], WHEN, 4096,
+                                                                  State.RECEIVED)
+    assert row.received_at.tzinfo is not None  # as UTCDateTime gives it
+    assert fast.first(ctx.engine, {"tenant": "nobody"}) is None
+    with writing(ctx.engine) as conn:  # inside a transaction: its own writes are seen
+        conn.execute(update(T).where(T.c.id == ids[0]).values(
+            state=State.RECEIVED, received_at=WHEN, bytes_in=1,
+            opened_at=WHEN - timedelta(seconds=1)))
+        assert fast.first(conn, {"tenant": tenant_id}).id == ids[0]
+    with pytest.raises(SQLAlchemyError, match="required for bind parameter 'tenant'"):
+        # a parameter left out is an error, not a NULL, as in SQLAlchemy
+        fast.first(ctx.engine, {})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -283,6 +284,87 @@ class FastWrite:
         values = [[row[name] if convert is None else convert(row[name])
                    for name, convert in binds] for row in rows]
         conn.connection.driver_connection.executemany(sql, values)  # type: ignore[union-attr]
+
+
+class FastRead:
+    """A SELECT of the hottest requests (the STAT a client sends before each upload, an
+    upload's name at its CLOSE), run as FastWrite runs its statements: on SQLite on the
+    driver's own cursor, where SQLAlchemy's connection, transaction and result machinery
+    cost several times the statement (270 against 36 microseconds for the STAT's lookup
+    on session 7's machine). SQLAlchemy still compiles it, and its bind and result
+    processors convert the values, so the row holds what `Connection.execute` would
+    give; a statement that needs more (expanding IN lists, say) and every other database
+    go through `Connection.execute`. Rows have the result's column names as attributes.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._plan_of: dict[str, _ReadPlan | None] = {}
+
+    def _plan(self, dialect: Any) -> _ReadPlan | None:
+        if dialect.name not in self._plan_of:
+            self._plan_of[dialect.name] = _ReadPlan.of(self.statement, dialect)
+        return self._plan_of[dialect.name]
+
+    def first(self, db: Engine | Connection, params: dict[str, Any]) -> Any:
+        """The first row, or None. On an Engine, outside any transaction: a lone SELECT
+        in SQLite's autocommit mode sees one consistent state of the database."""
+        plan = self._plan(db.dialect) if db.dialect.name == "sqlite" else None
+        if plan is None:
+            if isinstance(db, Engine):
+                with db.connect() as conn:
+                    return conn.execute(self.statement, params).first()
+            return db.execute(self.statement, params).first()
+        if isinstance(db, Connection):
+            return plan.first(db.connection.driver_connection, params)
+        raw = db.raw_connection()
+        try:
+            return plan.first(raw.driver_connection, params)
+        finally:
+            raw.close()
+
+
+class _ReadPlan:
+    """FastRead's statement compiled for SQLite: its SQL, how to fill in its positional
+    parameters (given, or the statement's own constants) and how to convert its row."""
+
+    def __init__(self, sql: str, binds: list[tuple[str, Any, Any]],
+                 columns: list[Any], row: Any) -> None:
+        self.sql, self.binds, self.columns, self.row = sql, binds, columns, row
+
+    @classmethod
+    def of(cls, statement: Any, dialect: Any) -> _ReadPlan | None:
+        import collections
+
+        compiled: Any = statement.compile(dialect=dialect)
+        if (compiled.positiontup is None or compiled.post_compile_params
+                or compiled.literal_execute_params):
+            return None
+        processors = compiled._bind_processors  # what SQLAlchemy applies itself
+        binds = [(name, compiled.binds[name], processors.get(name))
+                 for name in compiled.positiontup]
+        columns = [column.type._cached_result_processor(dialect, None)
+                   for column in compiled._result_columns]
+        names = [column.keyname for column in compiled._result_columns]
+        if len(set(names)) != len(names):
+            return None  # two columns of one name: left to SQLAlchemy's Row
+        return cls(compiled.string, binds, columns, collections.namedtuple("Row", names))
+
+    def first(self, driver: Any, params: dict[str, Any]) -> Any:
+        values = []
+        for name, bind, convert in self.binds:
+            if name in params:
+                value = params[name]
+            elif bind.required:
+                raise InvalidRequestError(f"A value is required for bind parameter {name!r}")
+            else:
+                value = bind.effective_value
+            values.append(value if convert is None else convert(value))
+        found = driver.execute(self.sql, values).fetchone()
+        if found is None:
+            return None
+        return self.row(*(value if convert is None else convert(value)
+                          for convert, value in zip(self.columns, found, strict=True)))
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from doorvoer.context import Context
 from doorvoer.db import (
+    FastRead,
     FastWrite,
     UTCDateTime,
     checkpoint,
@@ -43,7 +44,7 @@ _T: Table = Transfer.__table__  # type: ignore[assignment]
 _P: Table = Process.__table__  # type: ignore[assignment]
 # The statements of an upload's open and close, built once (the cache does the rest).
 _INSERT_T = FastWrite(insert(_T))
-_NAME_OF = (  # the upload's name now, and the process of its folder
+_NAME_OF = FastRead(  # the upload's name now, and the process of its folder
     select(_T.c.folder, _T.c.filename, _P.c.id, _P.c.name, _P.c.spec_yaml)
     .select_from(_T.outerjoin(_P, (_P.c.tenant_id == _T.c.tenant_id)
                               & (_P.c.folder == _T.c.folder)))
@@ -106,11 +107,12 @@ _WORK_OF = (
 _INBOX = (  # what a client sees of an inbox folder: waiting, or closed within the grace
     select(_T.c.id, _T.c.filename, _T.c.bytes_in, _T.c.received_at, _T.c.opened_at)
     .where(_T.c.tenant_id == bindparam("tenant"), _T.c.folder == bindparam("folder"),
-           or_(_T.c.state.in_([State.RECEIVING, State.HELD, State.RECEIVED]),
-               _T.c.received_at >= bindparam("grace"))))
+           # (equalities, not IN: a FastRead takes no list parameters)
+           or_(_T.c.state == State.RECEIVING, _T.c.state == State.HELD,
+               _T.c.state == State.RECEIVED, _T.c.received_at >= bindparam("grace"))))
 _INBOX_LIST = _INBOX.order_by(_T.c.opened_at)  # a later upload of a name wins
-_INBOX_ENTRY = (_INBOX.where(_T.c.filename == bindparam("name"))
-                .order_by(_T.c.opened_at.desc()).limit(1))
+_INBOX_ENTRY = FastRead(_INBOX.where(_T.c.filename == bindparam("name"))
+                        .order_by(_T.c.opened_at.desc()).limit(1))
 
 
 def is_temporary(name: str) -> bool:
@@ -163,7 +165,7 @@ def complete_upload(ctx: Context, upload: Upload) -> State:
     now = utcnow()
     with writing(ctx.engine) as conn:
         # The name may have changed since OPEN: a rename while the file was open.
-        row = conn.execute(_NAME_OF, {"tid": upload.transfer_id}).first()
+        row = _NAME_OF.first(conn, {"tid": upload.transfer_id})
         if row is None:  # erased (the tenant's erasure, say) while it was open
             raise Conflict("the upload was removed while it was open")
         route = _route(ctx, row.folder, row.filename, row if row.id else None, now)
@@ -244,8 +246,8 @@ def _inbox_file(
     s: Session, ctx: Context, tenant_id: str, folder: str, name: str, now: datetime
 ) -> Transfer | None:
     grace = now - timedelta(seconds=ctx.settings.stat_grace_s)
-    row = s.execute(_INBOX_ENTRY, {"tenant": tenant_id, "folder": folder, "name": name,
-                                   "grace": grace}).first()
+    row = s.execute(_INBOX_ENTRY.statement, {"tenant": tenant_id, "folder": folder,
+                                             "name": name, "grace": grace}).first()
     return s.get(Transfer, row.id) if row is not None else None
 
 
@@ -274,9 +276,8 @@ def inbox_entry(ctx: Context, tenant_id: str, folder: str, name: str) -> Entry |
     """One file of an inbox folder (what the client may stat), in plain Core: clients
     stat every file they put."""
     grace = utcnow() - timedelta(seconds=ctx.settings.stat_grace_s)
-    with ctx.engine.connect() as conn:
-        row = conn.execute(_INBOX_ENTRY, {"tenant": tenant_id, "folder": folder, "name": name,
-                                          "grace": grace}).first()
+    row = _INBOX_ENTRY.first(ctx.engine, {"tenant": tenant_id, "folder": folder, "name": name,
+                                          "grace": grace})
     if row is None:
         return None
     return Entry(row.filename, row.bytes_in or 0, row.received_at or row.opened_at)
