@@ -277,6 +277,37 @@ def test_a_batch_of_small_files_is_claimed_and_recorded_together(
     assert transfers.claim_next(ctx, transfers.BATCH_FILES) == []
 
 
+def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
+    ctx: Context, login: Login
+) -> None:
+    """Only the waiting names an output could collide with are read (LIKE, with `%` and
+    `_` in names taken literally, and names compared exactly); a name given out in a
+    batch is taken for every other name of the batch too."""
+    from doorvoer.tenants.models import Tenant
+    from doorvoer.transfers import service as transfers
+    from doorvoer.transfers.models import Delivery
+
+    with ctx.sessions() as s:
+        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+
+    def batch(*names: str) -> list[str]:
+        ids = [_received(ctx, tenant_id, name, CSV) for name in names]
+        claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+        assert [c.transfer_id for c in claims] == ids
+        assert set(transfers.process_claims(ctx, claims).values()) == {State.READY}
+        with ctx.sessions() as s:
+            rows = {d.transfer_id: d.outbox_name for d in s.query(Delivery)}
+        return [rows[i] for i in ids]
+
+    assert batch("50%_off.csv", "50%_off.csv", "5x%yoff.csv") == [
+        "50%_off.json", "50%_off-2.json", "5x%yoff.json"]
+    # waiting: 50%_off, 50%_off-2, 5x%yoff (which an unescaped pattern would match too)
+    assert batch("50%_off.csv", "SAME.csv", "same.csv") == [
+        "50%_off-3.json", "SAME.json", "same.json"]
+    # "a-2" is given to the second "a" before the file named "a-2" comes: it moves on
+    assert batch("a.csv", "a.csv", "a-2.csv") == ["a.json", "a-2.json", "a-2-2.json"]
+
+
 def test_failures_in_a_batch_are_recorded_together_and_erased(
     ctx: Context, login: Login
 ) -> None:
