@@ -278,11 +278,11 @@ def test_a_batch_of_small_files_is_claimed_and_recorded_together(
 
 
 def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
-    ctx: Context, login: Login
+    ctx: Context, login: Login, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only the waiting names an output could collide with are read (LIKE, with `%` and
-    `_` in names taken literally, and names compared exactly); a name given out in a
-    batch is taken for every other name of the batch too."""
+    """Only the waiting names an output could collide with are read, by exact name (`%`
+    and `_` are no wildcards, case counts), a few at a time; a name given out in a batch
+    is taken for every other name of the batch too."""
     from doorvoer.tenants.models import Tenant
     from doorvoer.transfers import service as transfers
     from doorvoer.transfers.models import Delivery
@@ -306,6 +306,9 @@ def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
         "50%_off-3.json", "SAME.json", "same.json"]
     # "a-2" is given to the second "a" before the file named "a-2" comes: it moves on
     assert batch("a.csv", "a.csv", "a-2.csv") == ["a.json", "a-2.json", "a-2-2.json"]
+    # taken names beyond one lookup's candidates: a-2 and a-3 waiting, 2 per lookup
+    monkeypatch.setattr(transfers._OutboxNames, "NAMES_AT_ONCE", 2)
+    assert batch("a.csv", "a.csv") == ["a-3.json", "a-4.json"]
 
 
 def test_failures_in_a_batch_are_recorded_together_and_erased(

@@ -95,11 +95,10 @@ _FETCHED = update(_D).where(_D.c.id == bindparam("did"), _D.c.state == DState.RE
     state=DState.FETCHED, fetched_at=bindparam("now"), done_at=bindparam("now"))
 _SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("new_state"), error=bindparam("reason"))
-_WAITING_NAMES = select(_D.c.outbox_name).where(  # a name, and those it may become
+_WAITING_AMONG = select(_D.c.outbox_name).where(  # which of these names are taken
     _D.c.tenant_id == bindparam("tenant"), _D.c.outbox_folder == bindparam("folder"),
-    _D.c.state.in_([DState.READY, DState.FETCHED]),
-    or_(_D.c.outbox_name == bindparam("name"),
-        _D.c.outbox_name.like(bindparam("numbered"), escape="\\")))
+    _D.c.outbox_name.in_(bindparam("names", expanding=True)),
+    _D.c.state.in_([DState.READY, DState.FETCHED]))
 # What a worker needs of a claimed transfer: its state and its process.
 _WORK_OF = (
     select(_T.c.state, _T.c.lease_owner, _T.c.attempts, _T.c.input_blob_id, _T.c.filename,
@@ -522,37 +521,33 @@ def _record(ctx: Context, done: list[_Done]) -> dict[str, State]:
 
 class _OutboxNames:
     """Names taken in outbox folders (waiting outputs, and those of this batch): an
-    output never overwrites another still waiting, its name gets -{seq}. Only the
-    waiting names that an output's name could collide with are read (the name and its
-    numbered forms): a folder may hold many thousands."""
+    output never overwrites another still waiting, its name gets -{seq}. The waiting
+    names are looked up by exact name, NAMES_AT_ONCE candidates (name, name-2, ...) per
+    query, on the outbox index: a folder may hold many thousands, and a pattern (LIKE)
+    would read them all on SQLite, where LIKE ignores case and so skips the index."""
+
+    NAMES_AT_ONCE = 32
 
     def __init__(self, db: Connection) -> None:
         self._db = db
-        self._waiting: dict[tuple[str, str, str], set[str]] = {}
         self._given: dict[tuple[str, str], set[str]] = {}  # in this batch, per folder
 
     def free(self, tenant_id: str, folder: str, name: str) -> str:
         stem, dot, ext = name.rpartition(".")
         if not dot:
             stem, ext = name, ""
-        waiting = self._waiting.get((tenant_id, folder, name))
-        if waiting is None:
-            numbered = _like_escaped(stem) + "-%" + ("." + _like_escaped(ext) if dot else "")
-            waiting = self._waiting[(tenant_id, folder, name)] = set(self._db.execute(
-                _WAITING_NAMES, {"tenant": tenant_id, "folder": folder, "name": name,
-                                 "numbered": numbered}).scalars())
         given = self._given.setdefault((tenant_id, folder), set())
-        candidate, seq = name, 2
-        while candidate in waiting or candidate in given:
-            candidate = f"{stem}-{seq}.{ext}" if dot else f"{stem}-{seq}"
-            seq += 1
-        given.add(candidate)
-        return candidate
-
-
-def _like_escaped(text: str) -> str:
-    """`text` matched literally in a LIKE pattern with escape character backslash."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        first = 1
+        while True:
+            candidates = [name if seq == 1 else f"{stem}-{seq}.{ext}" if dot
+                          else f"{stem}-{seq}" for seq in range(first, first + self.NAMES_AT_ONCE)]
+            waiting = set(self._db.execute(_WAITING_AMONG, {
+                "tenant": tenant_id, "folder": folder, "names": candidates}).scalars())
+            for candidate in candidates:
+                if candidate not in waiting and candidate not in given:
+                    given.add(candidate)
+                    return candidate
+            first += self.NAMES_AT_ONCE
 
 
 def _deliveries(transfer_id: str, tenant_id: str, output_name: str, spec: ProcessSpec,
