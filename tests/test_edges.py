@@ -308,6 +308,7 @@ def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
     assert batch("a.csv", "a.csv", "a-2.csv") == ["a.json", "a-2.json", "a-2-2.json"]
     # taken names beyond one lookup's candidates: a-2 and a-3 waiting, 2 per lookup
     monkeypatch.setattr(transfers._OutboxNames, "NAMES_AT_ONCE", 2)
+    monkeypatch.setattr(transfers._OutboxNames, "EXPECTED_AT_ONCE", 1)
     assert batch("a.csv", "a.csv") == ["a-3.json", "a-4.json"]
 
 

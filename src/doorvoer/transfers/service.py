@@ -489,6 +489,9 @@ def _record(ctx: Context, done: list[_Done]) -> dict[str, State]:
         leases = {r.id: r for r in conn.execute(
             _LEASES_OF, {"tids": [d.claim.transfer_id for d in done]})}
         names = _OutboxNames(conn)
+        names.expect([(leases[d.claim.transfer_id].tenant_id, target.pickup, d.output_name)
+                      for d in done if d.claim.transfer_id in leases
+                      for target in d.spec.deliver if isinstance(target, PickupTarget)])
         for d in done:
             tid = d.claim.transfer_id
             row = leases.get(tid)
@@ -522,32 +525,62 @@ def _record(ctx: Context, done: list[_Done]) -> dict[str, State]:
 class _OutboxNames:
     """Names taken in outbox folders (waiting outputs, and those of this batch): an
     output never overwrites another still waiting, its name gets -{seq}. The waiting
-    names are looked up by exact name, NAMES_AT_ONCE candidates (name, name-2, ...) per
-    query, on the outbox index: a folder may hold many thousands, and a pattern (LIKE)
-    would read them all on SQLite, where LIKE ignores case and so skips the index."""
+    names are looked up by exact name on the outbox index (a folder may hold many
+    thousands, and a pattern, LIKE, would read them all on SQLite, where LIKE ignores
+    case and so skips the index): for a whole batch at once (`expect`), the first few
+    candidates of each name, and NAMES_AT_ONCE more per query where those are taken.
+    The batch's write transaction holds SQLite's writer lock, which uploads wait for."""
 
     NAMES_AT_ONCE = 32
+    EXPECTED_AT_ONCE = 4  # candidates per name looked up by `expect`
+    MAX_PARAMETERS = 500  # per query
 
     def __init__(self, db: Connection) -> None:
         self._db = db
-        self._given: dict[tuple[str, str], set[str]] = {}  # in this batch, per folder
+        self._checked: dict[tuple[str, str], set[str]] = {}  # looked up, per folder
+        self._waiting: dict[tuple[str, str], set[str]] = {}  # of those, taken
+        self._given: dict[tuple[str, str], set[str]] = {}  # in this batch
+
+    def expect(self, wanted: list[tuple[str, str, str]]) -> None:
+        """Look up the first candidates of these (tenant, folder, name)s together."""
+        per_folder: dict[tuple[str, str], list[str]] = {}
+        for tenant_id, folder, name in wanted:
+            per_folder.setdefault((tenant_id, folder), []).extend(
+                _numbered(name, seq) for seq in range(1, 1 + self.EXPECTED_AT_ONCE))
+        for (tenant_id, folder), names in per_folder.items():
+            self._look_up(tenant_id, folder, list(dict.fromkeys(names)))
 
     def free(self, tenant_id: str, folder: str, name: str) -> str:
-        stem, dot, ext = name.rpartition(".")
-        if not dot:
-            stem, ext = name, ""
+        checked = self._checked.setdefault((tenant_id, folder), set())
+        waiting = self._waiting.setdefault((tenant_id, folder), set())
         given = self._given.setdefault((tenant_id, folder), set())
-        first = 1
+        seq = 1
         while True:
-            candidates = [name if seq == 1 else f"{stem}-{seq}.{ext}" if dot
-                          else f"{stem}-{seq}" for seq in range(first, first + self.NAMES_AT_ONCE)]
-            waiting = set(self._db.execute(_WAITING_AMONG, {
-                "tenant": tenant_id, "folder": folder, "names": candidates}).scalars())
-            for candidate in candidates:
-                if candidate not in waiting and candidate not in given:
-                    given.add(candidate)
-                    return candidate
-            first += self.NAMES_AT_ONCE
+            candidate = _numbered(name, seq)
+            if candidate not in checked:
+                self._look_up(tenant_id, folder, [
+                    _numbered(name, n) for n in range(seq, seq + self.NAMES_AT_ONCE)])
+            if candidate not in waiting and candidate not in given:
+                given.add(candidate)
+                return candidate
+            seq += 1
+
+    def _look_up(self, tenant_id: str, folder: str, names: list[str]) -> None:
+        checked = self._checked.setdefault((tenant_id, folder), set())
+        waiting = self._waiting.setdefault((tenant_id, folder), set())
+        for at in range(0, len(names), self.MAX_PARAMETERS):
+            part = names[at:at + self.MAX_PARAMETERS]
+            waiting.update(self._db.execute(_WAITING_AMONG, {
+                "tenant": tenant_id, "folder": folder, "names": part}).scalars())
+            checked.update(part)
+
+
+def _numbered(name: str, seq: int) -> str:
+    """An outbox name and its numbered forms: orders.json, orders-2.json, ..."""
+    if seq == 1:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}-{seq}.{ext}" if dot else f"{name}-{seq}"
 
 
 def _deliveries(transfer_id: str, tenant_id: str, output_name: str, spec: ProcessSpec,
