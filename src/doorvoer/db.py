@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -334,8 +335,6 @@ class _ReadPlan:
 
     @classmethod
     def of(cls, statement: Any, dialect: Any) -> _ReadPlan | None:
-        import collections
-
         compiled: Any = statement.compile(dialect=dialect)
         if (compiled.positiontup is None or compiled.post_compile_params
                 or compiled.literal_execute_params):
