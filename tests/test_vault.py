@@ -36,9 +36,25 @@ def _read(ctx: Context, blob_id: str) -> bytes:
         r.close()
 
 
+def _read_by(ctx: Context, blob_id: str, how: str) -> bytes:
+    """The blob's plaintext, its key read through a Session, an Engine or a Connection."""
+    if how == "session":
+        return _read(ctx, blob_id)
+    if how == "engine":
+        r = ctx.vault.open(ctx.engine, blob_id)
+    else:
+        with ctx.engine.connect() as conn:
+            r = ctx.vault.open(conn, blob_id)
+    try:
+        return r.read()
+    finally:
+        r.close()
+
+
 def test_roundtrip_and_ciphertext_reveals_nothing(ctx: Context) -> None:
     blob = _store(ctx, PLAIN)
     assert _read(ctx, blob) == PLAIN
+    assert _read_by(ctx, blob, "engine") == _read_by(ctx, blob, "connection") == PLAIN
     raw = ctx.vault.store.path(blob).read_bytes()
     assert b"Bakkerij" not in raw
     assert ctx.vault.store.path(blob).stat().st_mode & 0o777 == 0o600
@@ -71,8 +87,9 @@ def test_erase_shreds_key_and_file(ctx: Context, tmp_path: Path) -> None:
     with transaction(ctx.sessions) as s:
         ctx.vault.erase(s, blob)
     assert not ctx.vault.store.exists(blob)
-    with ctx.sessions() as s, pytest.raises(VaultError, match="erased"):
-        ctx.vault.open(s, blob)
+    for how in ("session", "engine", "connection"):
+        with pytest.raises(VaultError, match="erased"):
+            _read_by(ctx, blob, how)
 
 
 @pytest.mark.parametrize("block", ["transaction", "writing"])

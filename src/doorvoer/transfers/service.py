@@ -100,7 +100,7 @@ _WAITING_AMONG = select(_D.c.outbox_name).where(  # which of these names are tak
     _D.c.outbox_name.in_(bindparam("names", expanding=True)),
     _D.c.state.in_([DState.READY, DState.FETCHED]))
 # What a worker needs of a claimed transfer: its state and its process.
-_WORK_OF = (
+_WORK_OF = FastRead(
     select(_T.c.state, _T.c.lease_owner, _T.c.attempts, _T.c.input_blob_id, _T.c.filename,
            _P.c.spec_yaml)
     .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id))
@@ -406,8 +406,7 @@ def process_claims(ctx: Context, claims: list[Claim]) -> dict[str, State]:
 
 def _transform(ctx: Context, claim: Claim) -> _Done | _Failed | State:
     transfer_id, writer = claim.transfer_id, claim.output
-    with ctx.engine.connect() as conn:
-        row = conn.execute(_WORK_OF, {"tid": transfer_id}).first()
+    row = _WORK_OF.first(ctx.engine, {"tid": transfer_id})
     if row is None:  # erased meanwhile (the tenant's erasure, say): nothing to do
         writer.abort()
         return State.DISCARDED
@@ -429,8 +428,7 @@ def _transform(ctx: Context, claim: Claim) -> _Done | _Failed | State:
 
     error: str | None = None
     try:
-        with ctx.engine.connect() as conn:
-            source = ctx.vault.open(conn, input_blob)
+        source = ctx.vault.open(ctx.engine, input_blob)
         try:
             result = run_transform(
                 spec.read, spec.transform, spec.write, source, cast(BinaryIO, writer),
@@ -711,8 +709,7 @@ def open_pickup(ctx: Context, tenant_id: str, folder: str, name: str) -> Pickup 
 
 
 def open_blob(ctx: Context, blob_id: str) -> BinaryIO:
-    with ctx.sessions() as s:
-        return ctx.vault.open(s, blob_id)
+    return ctx.vault.open(ctx.engine, blob_id)
 
 
 def mark_fetched(ctx: Context, delivery_id: str) -> None:

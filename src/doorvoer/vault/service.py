@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from doorvoer.db import FastWrite, after_commit, utcnow
+from doorvoer.db import FastRead, FastWrite, after_commit, utcnow
 from doorvoer.vault import streaming
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.store import DiskFull, LocalStore
 
 _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
 _INSERT_KEY = FastWrite(insert(_KEYS))
-_KEY_OF = select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id"))
+_KEY_OF = FastRead(select(_KEYS.c.wrapped_key).where(_KEYS.c.blob_id == bindparam("blob_id")))
 _DELETE_KEYS = delete(_KEYS).where(_KEYS.c.blob_id.in_(bindparam("blob_ids", expanding=True)))
 _OWNED = select(_KEYS.c.blob_id).where(_KEYS.c.owner_id.in_(bindparam("owners", expanding=True)))
 _BLOBS_OF = select(_KEYS.c.blob_id).where(
@@ -184,9 +184,13 @@ class Vault:
         self.register(db, writer)
         return writer
 
-    def open(self, db: Session | Connection, blob_id: str) -> BinaryIO:
+    def open(self, db: Session | Connection | Engine, blob_id: str) -> BinaryIO:
         """A decrypting reader of the blob's plaintext (sequential)."""
-        wrapped = db.execute(_KEY_OF, {"blob_id": blob_id}).scalar()
+        if isinstance(db, Session):
+            wrapped = db.execute(_KEY_OF.statement, {"blob_id": blob_id}).scalar()
+        else:  # every transform and every download: the key's row, on the fast path
+            row = _KEY_OF.first(db, {"blob_id": blob_id})
+            wrapped = None if row is None else row.wrapped_key
         if wrapped is None:
             raise VaultError("blob has been erased")
         source = self.store.open(blob_id)
