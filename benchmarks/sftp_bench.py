@@ -133,18 +133,9 @@ def dist(values: list[float]) -> str:
 
 
 def free_port() -> int:
-    return free_ports(1)[0]
+    from doorvoer.app import free_ports
 
-
-def free_ports(count: int) -> list[int]:
-    """Ports the OS picks, all different (each socket stays bound until all are)."""
-    with contextlib.ExitStack() as held:
-        ports = []
-        for _ in range(count):
-            s = held.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
-            ports.append(int(s.getsockname()[1]))
-        return ports
+    return free_ports("127.0.0.1", 0)[0]
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, what: str,
@@ -358,6 +349,7 @@ class Server:
     port: int
     user: str
     target: str  # remote folder the files go to
+    local: Path | None = None  # where they land on this machine (the references)
 
 
 @dataclass
@@ -458,22 +450,17 @@ Subsystem sftp {server_bin or 'internal-sftp'}
                                 start_new_session=True)
     env.stack.callback(stop_process, proc, "sshd")
     wait_port(port, proc, 20, "sshd", log)
-    env.sshd = Server("OpenSSH", port, user, str(target))
+    env.sshd = Server("OpenSSH", port, user, str(target), target)
     try:
         sftp_batch(env, env.sshd, f"cd {target}\npwd\n", 30, "OpenSSH login check")
     except BenchError as exc:
         raise BenchError(f"{exc}\n  sshd log:\n{tail(log)}") from None
 
 
-def bare_root(env: Env) -> Path:
-    """Where asyncssh alone writes the uploads (its chroot)."""
-    return env.work / "bare" / "root"
-
-
 def start_bare(env: Env) -> None:
     """asyncssh's stock SFTP server in a process of its own (see bare_sftp.py)."""
     d = env.work / "bare"
-    target = bare_root(env)
+    target = d / "root"  # its chroot
     target.mkdir(parents=True)
     keygen(d / "host_key")
     port = free_port()
@@ -485,7 +472,7 @@ def start_bare(env: Env) -> None:
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     env.stack.callback(stop_process, proc, "asyncssh alone")
     wait_port(port, proc, 30, "asyncssh alone", log)
-    env.bare = Server("asyncssh", port, getpass.getuser(), "/")
+    env.bare = Server("asyncssh", port, getpass.getuser(), "/", target)
     try:
         sftp_batch(env, env.bare, "pwd\n", 30, "asyncssh alone login check")
     except BenchError as exc:
@@ -512,7 +499,9 @@ def start_doorvoer(env: Env) -> None:
     spec = env.work / "bench.yaml"
     spec.write_text(SPEC)
     doorvoer(env, "process", "apply", TENANT, str(spec))
-    port, http_port = free_ports(2)
+    from doorvoer.app import free_ports
+
+    port, http_port = free_ports("127.0.0.1", 0, 0)
     log = env.work / "doorvoer.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -694,10 +683,9 @@ def warm_up(env: Env, rng: random.Random) -> None:
     d = env.work / "warmup"
     names = make_small_files(d, "warmup-", 5, 4096, rng)
     batch = f"lcd {d}\n" + "".join(f"put {n}\n" for n in names)
-    sftp_batch(env, env.sshd, f"cd {env.sshd.target}\n" + batch, 60, "OpenSSH warm-up")
     assert env.bare is not None
-    sftp_batch(env, env.bare, f"cd {env.bare.target}\n" + batch, 60, "asyncssh alone warm-up")
-    sftp_batch(env, env.node, f"cd {env.node.target}\n" + batch, 60, "Doorvoer warm-up")
+    for server in (env.sshd, env.bare, env.node):
+        sftp_batch(env, server, f"cd {server.target}\n" + batch, 60, f"{server.name} warm-up")
     _, counts = wait_states(env, "warmup-", 5, {"READY"}, 60, "Doorvoer warm-up")
     if counts.get("READY", 0) != 5:
         bad = [r for r in transfers_like(env, "warmup-") if str(r.state) != "READY"]
@@ -705,9 +693,10 @@ def warm_up(env: Env, rng: random.Random) -> None:
                          f"{bad[0].error if bad else '?'}\n{tail(env.work / 'doorvoer.log')}")
     drain(env, 60)
     wait_states(env, "warmup-", 5, set(), 30, "warm-up erasure")
-    for n in names:
-        (Path(env.sshd.target) / n).unlink(missing_ok=True)
-        (bare_root(env) / n).unlink(missing_ok=True)
+    for server in (env.sshd, env.bare):
+        assert server.local is not None
+        for n in names:
+            (server.local / n).unlink(missing_ok=True)
     # What one `sftp -b` session costs before any file: connect, key exchange, login.
     for server in (env.sshd, env.bare, env.node):
         times = sorted(sftp_batch(env, server, f"cd {server.target}\n", 30, "session setup")
@@ -760,24 +749,11 @@ def _small_round(env: Env, rng: random.Random, round_no: int
     batch = f"lcd {d}\n" + "".join(f"put {x}\n" for x in names)
     timeout = max(120.0, n * 0.5)
 
-    t_ssh = sftp_batch(env, env.sshd, f"cd {env.sshd.target}\n" + batch, timeout,
-                       "OpenSSH small files")
-    got = len(list(Path(env.sshd.target).glob(f"{prefix}*")))
-    if got != n:
-        raise BenchError(f"OpenSSH small files: {got} of {n} arrived")
-    for x in names:
-        (Path(env.sshd.target) / x).unlink()
+    t_ssh = _put_to_reference(env, env.sshd, batch, names, prefix, timeout)
     ssh_rate = n / t_ssh
     say(f"    OpenSSH  ingest: {ssh_rate:8.1f} files/s  ({t_ssh:.2f} s; "
         f"{net(n, t_ssh, env.results['setup_OpenSSH'], 'files/s')})")
-
-    t_bare = sftp_batch(env, env.bare, f"cd {env.bare.target}\n" + batch, timeout,
-                        "asyncssh alone small files")
-    got = len(list(bare_root(env).glob(f"{prefix}*")))
-    if got != n:
-        raise BenchError(f"asyncssh alone small files: {got} of {n} arrived")
-    for x in names:
-        (bare_root(env) / x).unlink()
+    t_bare = _put_to_reference(env, env.bare, batch, names, prefix, timeout)
     bare_rate = n / t_bare
     say(f"    asyncssh alone:  {bare_rate:8.1f} files/s  ({t_bare:.2f} s; "
         f"{net(n, t_bare, env.results['setup_asyncssh'], 'files/s')})"
@@ -816,6 +792,21 @@ def _small_round(env: Env, rng: random.Random, round_no: int
         f"{fetched / drain_s:.0f} files/s)")
     shutil.rmtree(d)
     return ssh_rate, bare_rate, dv_rate, dv_rate / ssh_rate, bare_rate / ssh_rate, proc_rate
+
+
+def _put_to_reference(env: Env, server: Server, batch: str, names: list[str], prefix: str,
+                      timeout: float) -> float:
+    """One `sftp -b` session of puts to a reference server; its wall time. Checks that
+    every file arrived and removes them."""
+    assert server.local is not None
+    wall = sftp_batch(env, server, f"cd {server.target}\n" + batch, timeout,
+                      f"{server.name} small files")
+    got = len(list(server.local.glob(f"{prefix}*")))
+    if got != len(names):
+        raise BenchError(f"{server.name} small files: {got} of {len(names)} arrived")
+    for x in names:
+        (server.local / x).unlink()
+    return wall
 
 
 def bench_big(env: Env, rng: random.Random) -> None:
@@ -1113,7 +1104,7 @@ def main() -> int:
                 f"target {work / 'openssh-target'}")
             start_bare(env)
             say(f"asyncssh alone (benchmarks/bare_sftp.py) on 127.0.0.1:"
-                f"{env.bare.port if env.bare else '?'}, target {bare_root(env)}")
+                f"{env.bare.port if env.bare else '?'}, target {env.bare and env.bare.local}")
             start_doorvoer(env)
             assert env.rss is not None
             assert env.node is not None

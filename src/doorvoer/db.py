@@ -307,9 +307,12 @@ class FastRead:
             self._plan_of[dialect.name] = _ReadPlan.of(self.statement, dialect)
         return self._plan_of[dialect.name]
 
-    def first(self, db: Engine | Connection, params: dict[str, Any]) -> Any:
+    def first(self, db: Engine | Connection | Session, params: dict[str, Any]) -> Any:
         """The first row, or None. On an Engine, outside any transaction: a lone SELECT
-        in SQLite's autocommit mode sees one consistent state of the database."""
+        in SQLite's autocommit mode sees one consistent state of the database; on a
+        Connection or Session, in its transaction."""
+        if isinstance(db, Session):
+            db = db.connection()
         plan = self._plan(db.dialect) if db.dialect.name == "sqlite" else None
         if plan is None:
             if isinstance(db, Engine):

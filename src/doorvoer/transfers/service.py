@@ -247,8 +247,8 @@ def _inbox_file(
     s: Session, ctx: Context, tenant_id: str, folder: str, name: str, now: datetime
 ) -> Transfer | None:
     grace = now - timedelta(seconds=ctx.settings.stat_grace_s)
-    row = s.execute(_INBOX_ENTRY.statement, {"tenant": tenant_id, "folder": folder,
-                                             "name": name, "grace": grace}).first()
+    row = _INBOX_ENTRY.first(s, {"tenant": tenant_id, "folder": folder, "name": name,
+                                 "grace": grace})
     return s.get(Transfer, row.id) if row is not None else None
 
 
@@ -536,8 +536,8 @@ class _OutboxNames:
     def __init__(self, db: Connection) -> None:
         self._db = db
         self._checked: dict[tuple[str, str], set[str]] = {}  # looked up, per folder
-        self._waiting: dict[tuple[str, str], set[str]] = {}  # of those, taken
-        self._given: dict[tuple[str, str], set[str]] = {}  # in this batch
+        # of those, the waiting ones, and the names given out in this batch
+        self._taken: dict[tuple[str, str], set[str]] = {}
 
     def expect(self, wanted: list[tuple[str, str, str]]) -> None:
         """Look up the first candidates of these (tenant, folder, name)s together."""
@@ -550,25 +550,24 @@ class _OutboxNames:
 
     def free(self, tenant_id: str, folder: str, name: str) -> str:
         checked = self._checked.setdefault((tenant_id, folder), set())
-        waiting = self._waiting.setdefault((tenant_id, folder), set())
-        given = self._given.setdefault((tenant_id, folder), set())
+        taken = self._taken.setdefault((tenant_id, folder), set())
         seq = 1
         while True:
             candidate = _numbered(name, seq)
             if candidate not in checked:
                 self._look_up(tenant_id, folder, [
                     _numbered(name, n) for n in range(seq, seq + self.NAMES_AT_ONCE)])
-            if candidate not in waiting and candidate not in given:
-                given.add(candidate)
+            if candidate not in taken:
+                taken.add(candidate)
                 return candidate
             seq += 1
 
     def _look_up(self, tenant_id: str, folder: str, names: list[str]) -> None:
         checked = self._checked.setdefault((tenant_id, folder), set())
-        waiting = self._waiting.setdefault((tenant_id, folder), set())
+        taken = self._taken.setdefault((tenant_id, folder), set())
         for at in range(0, len(names), self.MAX_PARAMETERS):
             part = names[at:at + self.MAX_PARAMETERS]
-            waiting.update(self._db.execute(_WAITING_AMONG, {
+            taken.update(self._db.execute(_WAITING_AMONG, {
                 "tenant": tenant_id, "folder": folder, "names": part}).scalars())
             checked.update(part)
 

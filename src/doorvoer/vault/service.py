@@ -186,16 +186,12 @@ class Vault:
 
     def open(self, db: Session | Connection | Engine, blob_id: str) -> BinaryIO:
         """A decrypting reader of the blob's plaintext (sequential)."""
-        if isinstance(db, Session):
-            wrapped = db.execute(_KEY_OF.statement, {"blob_id": blob_id}).scalar()
-        else:  # every transform and every download: the key's row, on the fast path
-            row = _KEY_OF.first(db, {"blob_id": blob_id})
-            wrapped = None if row is None else row.wrapped_key
-        if wrapped is None:
+        row = _KEY_OF.first(db, {"blob_id": blob_id})
+        if row is None:
             raise VaultError("blob has been erased")
         source = self.store.open(blob_id)
         try:
-            return self._decrypting(blob_id, wrapped, source)
+            return self._decrypting(blob_id, row.wrapped_key, source)
         except BaseException:
             source.close()
             raise
