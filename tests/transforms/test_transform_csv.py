@@ -6,12 +6,10 @@ import csv
 import io
 import json
 
-import pyarrow as pa
-import pyarrow.csv as pcsv
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doorvoer.transforms.csvread import MAX_COLUMNS, _count_fields
+from doorvoer.transforms.csvread import MAX_COLUMNS
 
 from .helpers import failure, rows, transform
 
@@ -210,47 +208,6 @@ def test_round_trip_of_any_text(table: tuple[int, list[list[str]]], delimiter: s
     assert got == [dict(zip(header, row, strict=True)) for row in body]
 
 
-def _pyarrow_fields(data: bytes, delimiter: str, quote: str) -> int | None:
-    """How many columns pyarrow's reader finds in the first record, None if it cannot read it."""
-    try:
-        reader = pcsv.open_csv(
-            pa.BufferReader(data),
-            read_options=pcsv.ReadOptions(autogenerate_column_names=True, use_threads=False),
-            parse_options=pcsv.ParseOptions(
-                delimiter=delimiter,
-                quote_char=quote,
-                double_quote=True,
-                escape_char=False,
-                newlines_in_values=True,
-                ignore_empty_lines=False,
-                invalid_row_handler=lambda _: "skip",
-            ),
-        )
-    except pa.ArrowInvalid:
-        return None
-    return len(reader.schema)
-
-
-@settings(max_examples=500, deadline=None, database=None)
-@given(
-    st.text(alphabet="ab ,;\"'\r\n", max_size=30),
-    st.sampled_from([",", ";"]),
-    st.sampled_from(['"', "'"]),
-)
-def test_the_first_record_has_as_many_fields_as_pyarrow_finds(
-    text: str, delimiter: str, quote: str
-) -> None:
-    # as the reader sees the text: blank lines skipped, a line break at the end
-    text = text.lstrip("\r\n")
-    assume(text)
-    if text[-1] not in "\r\n":
-        text += "\n"
-    data = text.encode()
-    assert _count_fields(data, delimiter.encode(), quote.encode()) == _pyarrow_fields(
-        data, delimiter, quote
-    )
-
-
 def test_first_records_with_quotes_and_line_breaks() -> None:
     assert rows(b'"a,b",c\n1,2\n') == [{"a,b": "1", "c": "2"}]
     assert rows(b'"a\r\n,b""",c;d,e\n1,2,3\n') == [{'a\r\n,b"': "1", "c;d": "2", "e": "3"}]
@@ -260,8 +217,8 @@ def test_first_records_with_quotes_and_line_breaks() -> None:
         {"column1": "1,2", "column2": "3"},
     ]
     assert rows(b"a;b\n1;2\n", read={"delimiter": ";", "quote": "'"}) == [{"a": "1", "b": "2"}]
-    # a first record longer than the first look at the text (64 KiB)
-    wide = [f"een nogal lange kolomnaam {i}" for i in range(3000)]
+    # a first record longer than a read of the text (64 KiB)
+    wide = [f"een nogal lange kolomnaam, met een komma {i}" for i in range(2000)]
     header = ",".join(f'"{name}"' for name in wide).encode()
     assert len(header) > 64 * 1024
     [row] = rows(header + b"\n" + b",".join(b"1" for _ in wide) + b"\n")

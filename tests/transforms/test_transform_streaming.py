@@ -11,12 +11,14 @@ import time
 import pytest
 
 from doorvoer.transforms import (
+    Limits,
     ReadSpec,
     TransformError,
     TransformSpec,
     WriteSpec,
     csvread,
     run_transform,
+    sandbox,
 )
 from doorvoer.transforms.clock import Deadline
 
@@ -135,31 +137,23 @@ class CountingRows:
         return data
 
 
-def test_the_reader_stays_a_few_blocks_ahead_of_the_query() -> None:
-    # pyarrow's I/O thread alone would read 32 blocks ahead of the parser (32 MiB
-    # and more held twice); the gate keeps it at READ_AHEAD_BLOCKS.
+def test_the_reading_thread_stays_a_little_ahead_of_duckdb() -> None:
+    # The thread that parses the input writes into a pipe that DuckDB reads: while
+    # DuckDB reads nothing, the thread waits, having read a few reads of the source.
     spec = ReadSpec(format="csv", delimiter=";")
-    block = csvread._block_bytes(spec)
     source = CountingRows(64 * 1_048_576)
-    data = csvread.CsvInput(spec, stream(source), Deadline(60))
-    try:
-        assert data.arrow is not None
-        data.arrow.read_next_batch()
-        time.sleep(0.5)  # room for the I/O thread to run ahead, were it free to
-        ahead = source.read_bytes / block
-        assert ahead <= csvread.READ_AHEAD_BLOCKS + 3, f"{ahead:.1f} blocks read"
-        for _ in range(5):
-            data.arrow.read_next_batch()
-        time.sleep(0.2)
-        assert source.read_bytes / block <= csvread.READ_AHEAD_BLOCKS + 8
-        # The gate never holds up the query itself: a wait that ran out would cost
-        # READ_AHEAD_WAIT_S.
-        started = time.monotonic()
-        rows = sum(batch.num_rows for batch in data.arrow)
-        assert time.monotonic() - started < csvread.READ_AHEAD_WAIT_S
-        assert rows > 0 and source.left <= 0
-    finally:
-        data.close()
+    with sandbox.session(Limits()) as (con, directory):
+        data = csvread.CsvInput(spec, stream(source), Deadline(60))
+        try:
+            data.attach(con, directory)
+            time.sleep(0.5)  # room for the thread to run ahead, were it free to
+            assert source.read_bytes < 1_048_576, f"{source.read_bytes} bytes read"
+            row = con.execute("SELECT count(*), max(id::BIGINT) FROM input").fetchone()
+            data.drain()
+        finally:
+            data.close()
+    assert row == (source.n, source.n - 1)
+    assert data.rows_read == source.n and source.left <= 0
 
 
 def test_a_query_that_stops_early_still_reads_and_counts_the_whole_input() -> None:
@@ -203,45 +197,39 @@ FAILING_EARLY = textwrap.dedent(
 
 
 def test_an_input_that_fails_in_its_first_block_leaves_no_reader_behind() -> None:
-    # pyarrow's I/O thread, left waiting for the read-ahead gate, would wake up while
-    # the interpreter exits and abort it ("Fatal Python error").
+    # The reading thread ends with the transform: none is left to wake up while the
+    # interpreter exits (pyarrow's I/O thread once did, and aborted the exit).
     done = subprocess.run([sys.executable, "-c", FAILING_EARLY], capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     message, seconds = done.stdout.rsplit(" ", 1)
     assert message == "csv: line 7: expected 3 fields, found 4"
-    assert float(seconds) < csvread.READ_AHEAD_WAIT_S
+    assert float(seconds) < 5
 
 
 @pytest.mark.parametrize("ragged_at", [None, 5])
-def test_once_closed_an_input_is_never_read_again(
-    monkeypatch: pytest.MonkeyPatch, ragged_at: int | None
-) -> None:
-    # The deterministic side of the test above: when close() returns, pyarrow's
-    # I/O thread has read its last block (the empty one) and is out of Python for
-    # good (it had waited in the gate, and came back out of it after close()).
+def test_once_closed_an_input_is_never_read_again(ragged_at: int | None) -> None:
+    # When close() returns, the reading thread is done: nothing reads the source later.
     calls: list[float] = []
-    read_buffer = csvread.Utf8Reader.read_buffer
 
-    def counted(self: csvread.Utf8Reader, size: int) -> object:
-        try:
-            return read_buffer(self, size)
-        finally:
-            calls.append(time.monotonic())  # when pyarrow's thread is out of Python again
+    class Timed(CountingRows):
+        def read(self, size: int = -1) -> bytes:
+            try:
+                return super().read(size)
+            finally:
+                calls.append(time.monotonic())
 
-    monkeypatch.setattr(csvread.Utf8Reader, "read_buffer", counted)
     spec = ReadSpec(format="csv", delimiter=";")
-    source = CountingRows(40 * 1_048_576, ragged_at=ragged_at)
-    try:
+    source = Timed(40 * 1_048_576, ragged_at=ragged_at)
+    with sandbox.session(Limits()) as (con, directory):
         data = csvread.CsvInput(spec, stream(source), Deadline(60))
-    except TransformError:
-        closed_at = time.monotonic()  # the constructor closed it
-    else:
-        assert data.arrow is not None
-        data.arrow.read_next_batch()
-        time.sleep(0.2)  # the I/O thread waits in the gate now
+        data.attach(con, directory)
+        cursor = con.execute("SELECT * FROM input")
+        cursor.fetchmany(10)  # DuckDB has the pipe open, the thread writes
+        time.sleep(0.2)
         data.close()
         closed_at = time.monotonic()
+        cursor.close()
     time.sleep(0.5)
     assert calls and not [at for at in calls if at > closed_at]
     assert source.read_bytes < 8 * 1_048_576  # the rest of the input was never read

@@ -1,4 +1,4 @@
-"""CSV input: pyarrow's streaming CSV reader over the transcoded text.
+"""CSV input: parsed by Python's csv module, handed to DuckDB through a pipe.
 
 Behaviour:
 - Every column is text unless `infer` is set; then the types are inferred from
@@ -7,77 +7,77 @@ Behaviour:
   spreadsheets leave behind), are skipped.
 - Without a header the columns are named column1, column2, ...; an empty
   header name becomes columnN, a repeated one gets `_1`, `_2`, ...
-- A record with more or fewer fields than the first one is an error naming its
-  physical line. pyarrow numbers records, not lines, so lines are counted here:
-  a record starts one line after the previous one plus the line breaks inside
-  its quoted values.
-- pyarrow's own messages quote row text; none of them is passed on.
+- A quote opens a quoted value at the start of a field only; two quotes in a
+  quoted value stand for one; after the closing quote the field goes on
+  unquoted (`"c"d` is `cd`). A record with more or fewer fields than the first
+  one, and a quoted value that is never closed, are errors that name the
+  record's first physical line.
+- Lines are CR LF, CR or LF; a line break inside a quoted value is part of it.
+- The whole input is read, validated and counted, also when the query needs
+  only its first rows.
 
-Memory: pyarrow's streaming reader has an I/O thread that reads up to 32 blocks
-ahead of the parser, whatever the consumer's pace: 32 MiB and more of a large
-input held twice (text and Arrow pool). `_ReadAhead` holds that thread back to
-READ_AHEAD_BLOCKS blocks beyond the batches the transform has taken.
+How the rows reach DuckDB: the header (and, with `infer`, the first block) is
+read when the input is made; then a thread parses the rest and writes the rows
+as CSV of its own making (comma, double quotes, LF, values already checked and
+in DuckDB's own notation) into a pipe (`pipes.py`) that the view `input` reads
+with DuckDB's `read_csv`. DuckDB never parses the tenant's text, so its own
+error messages (which quote rows) cannot come from it; and what DuckDB reads is
+always well-formed, so every data error is found here, with its line.
 
-pyarrow's reader is C++ that holds Python objects (the text stream,
-the invalid row handler), and the record batch reader DuckDB scans holds a
-Python generator; Python's garbage collector cannot see through C++, so a
-cycle through one of them is never freed. Neither refers back to the
-CsvInput (the handler keeps its findings in a small object of its own, the
-generator reaches the input through a weak reference), and `close()` lets go
-of everything when the transform ends.
+Python's csv module rather than DuckDB's reader: DuckDB's reader refuses a file
+whose records end in both LF and CR LF, and a closing quote followed by text;
+its errors count records, not lines; and the way it is told what to read
+(the file's name) needs the input to be a file. pyarrow's reader did all of
+this but costs 50 MiB of libraries in the worker process.
 """
 
 from __future__ import annotations
 
-import re
+import csv
+import io
+import itertools
 import threading
-import weakref
-from collections.abc import Callable, Iterator
-from functools import lru_cache
-from typing import BinaryIO, TypeVar
+from collections.abc import Iterator
+from typing import BinaryIO
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pcsv
+import duckdb
 
 from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.decoding import Utf8Reader
 from doorvoer.transforms.errors import TransformError
-from doorvoer.transforms.inference import ColumnCaster, infer_casters
+from doorvoer.transforms.inference import TEXT, ColumnType, infer_types
+from doorvoer.transforms.pipes import Pipe
 from doorvoer.transforms.spec import ReadSpec
 
-T = TypeVar("T")
+# A record spanning several lines may be at most this long: a quoted value that
+# is never closed would otherwise run to the end of the input.
+MIN_RECORD_BYTES = 1 << 20
+RECORD_SLACK_BYTES = 64 * 1024
+# DuckDB's CSV reader holds a vector of 2,048 values per column: 3,000 text
+# columns did not fit in the default memory limit of 256 MB, 2,048 did.
+MAX_COLUMNS = 2048
+# Text decoded, and rows written to the pipe, at a time.
+READ_BYTES = 64 * 1024
+WRITE_BYTES = 64 * 1024
+# With `infer`, the types come from the rows of the first this many bytes.
+INFER_BYTES = 1 << 20
+# Python's csv module ends a quoted value that the input never closes at the end
+# of the input, without a word. So one more line follows the input: a quoted
+# value of its own, or, if a quoted value is still open, the text that closes it
+# and ends it in this mark, which no real value ends in.
+_END_MARK = "\x00\x01END\x01\x00"
 
-# pyarrow parses the text in blocks, and a record must fit in one: a block
-# holds the longest line allowed and then some.
-MIN_BLOCK_BYTES = 1 << 20
-BLOCK_SLACK_BYTES = 64 * 1024
-# pyarrow can only be told the type of a column by name, before it has read
-# the header; the autogenerated names f0, f1, ... are listed for the fields of
-# the first record (counted here), up to this many.
-MAX_COLUMNS = 4096
-# Blocks pyarrow's I/O thread may read beyond the last batch taken: at least 2,
-# because pyarrow completes a block's last record from the next block before it
-# parses the block; 2 also keeps decoding and parsing overlapped.
-READ_AHEAD_BLOCKS = 2
-# A gate that waits longer than this lets the block through: a safety net against
-# a consumer that stopped pulling without closing (it costs memory, never a hang).
-READ_AHEAD_WAIT_S = 5.0
-# How much text is looked at first to count the fields of the first record.
-FIRST_LOOK_BYTES = 64 * 1024
-
-# Python values given to pyarrow's compute functions are converted to scalars
-# on every call, and that conversion tries to import dateutil each time (slow
-# when it is not installed): the constants are made once, typed.
-_ZERO = pa.scalar(0, pa.int32())
+_field_limit_lock = threading.Lock()
 
 
 class CsvInput:
-    """The rows of a CSV stream as Arrow record batches, read once."""
+    """The rows of a CSV stream, read once, for the view `input` of one transform."""
 
     def __init__(self, spec: ReadSpec, source: BinaryIO, deadline: Deadline) -> None:
         self._spec = spec
         self._deadline = deadline
+        self._record_limit = record_bytes(spec)
+        _allow_fields(self._record_limit)
         self._text = Utf8Reader(
             source,
             spec.encoding,
@@ -85,398 +85,306 @@ class CsvInput:
             category="csv",
             final_newline=True,
         )
+        lines = io.TextIOWrapper(
+            io.BufferedReader(self._text, READ_BYTES), encoding="utf-8", newline=""
+        )
+        self._end_record = [_END_MARK]
+        self._unclosed_end = _END_MARK + spec.quote
+        self._reader = csv.reader(
+            itertools.chain(lines, [spec.quote + _END_MARK + spec.quote + "\n"]),
+            delimiter=spec.delimiter,
+            quotechar=spec.quote,
+            doublequote=True,
+            strict=False,
+        )
         self.rows_read = 0
         self.failure: BaseException | None = None
         self.columns: list[str] = []
-        self.arrow: pa.RecordBatchReader | None = None
-        self._done = True
-        self._invalid = _InvalidRows()
-        self._records_seen = 0
-        self._casters: list[ColumnCaster] | None = None
-        self._reader: pcsv.CSVStreamingReader | None = None
-        self._ahead = _ReadAhead(READ_AHEAD_BLOCKS)
-        self._text.before_block = self._ahead.before_block
+        self._types: list[ColumnType] = []
+        self._width = 0
+        self._first: list[tuple[int, list[str]]] = []  # rows read before the thread starts
+        self._pipe: Pipe | None = None
+        self._thread: threading.Thread | None = None
+        self._abandon = threading.Event()
         try:
             self._begin()
-        except BaseException:
-            # The caller never gets this input to close: pyarrow's I/O thread may wait
-            # in the gate, and would wake up in the middle of the interpreter's exit.
-            self.close()
-            raise
+        except TransformError as exc:
+            raise self._fail(exc) from None
+
+    @property
+    def empty(self) -> bool:
+        """No columns: the input has no record at all (not even a header)."""
+        return not self.columns
 
     def _begin(self) -> None:
-        """Read up to the first batch: the header, the column names and types."""
-        self._next_line = 1 + self._guard(self._text.skip_blank_lines)
-        if not self._guard(lambda: self._text.peek(1)):
-            return
-        self._done = False
-        self._reader = self._guard(self._open)
-        first = self._pull()
-        while first is not None and first.num_rows == 0:
-            first = self._pull()
+        """Read the header (or the first record) and, with `infer`, the first block."""
+        records = self._records()
+        first = next(records, None)
         if first is None:
-            self._done = True
             return
-        schema, first_batch = self._start(first)
-        self.columns = schema.names
-        self.arrow = pa.RecordBatchReader.from_batches(
-            schema, _stream(weakref.ref(self), first_batch)
-        )
+        fields = first[1]
+        if len(fields) > MAX_COLUMNS:
+            raise TransformError("csv", f"more than {MAX_COLUMNS} columns")
+        self._width = len(fields)
+        if self._spec.header:
+            self.columns = _column_names(fields)
+        else:
+            self.columns = [f"column{i}" for i in range(1, self._width + 1)]
+            self._first.append(first)
+        if self._spec.infer:
+            size = 0
+            for record in records:
+                self._first.append(record)
+                size += sum(map(len, record[1])) + len(record[1])
+                if size >= INFER_BYTES:
+                    break
+            self._types = infer_types(
+                [fields for _, fields in self._first if any(fields)], self._width,
+                self._spec.decimal,
+            )
+        else:
+            self._types = [TEXT] * self._width
 
-    # reading
+    def attach(self, con: duckdb.DuckDBPyConnection, directory: str) -> None:
+        """Make the view `input` on `con` and start writing the rows into its pipe."""
+        if self.empty:
+            return
+        self._pipe = Pipe(directory)
+        con.execute(self._view_sql(self._pipe.path))
+        self._thread = threading.Thread(target=self._feed, name="csv-input", daemon=True)
+        self._thread.start()
 
-    def next_batch(self) -> pa.RecordBatch | None:
-        """The next batch of input rows, or None at the end."""
-        while not self._done:
-            raw = self._pull()
-            if raw is None:
-                self._done = True
-                return None
-            start_line = self._account(raw)
-            batch = self._shape(raw, start_line, header=False)
-            if batch.num_rows:
-                return batch
-        return None
+    def kick(self) -> None:
+        """The deadline passed: let go of any open of the pipe that waits."""
+        if self._pipe is not None:
+            self._pipe.kick()
 
     def drain(self) -> None:
-        """Read what the query left unread: to validate all of it and count it."""
-        while self.next_batch() is not None:
-            pass
+        """The query is over: read what it left unread, to validate and count it all."""
+        self._wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def abandon(self) -> None:
+        """The query failed: stop reading, keep a failure found so far."""
+        self._abandon.set()
+        self._wait()
 
     def close(self) -> None:
-        """Let go of pyarrow's reader, its block, the text and the source: the transform is over.
+        """Let go of the pipe, the thread, the text: the transform is over."""
+        self._abandon.set()
+        self._wait()
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        self._first = []
+        self._text.close()
 
-        pyarrow's I/O thread must be done with the text before this returns: left
-        reading (or waiting in the gate) it calls into Python later, and if that is
-        while the interpreter exits, the exit aborts or hangs for good (the thread
-        is ended under Arrow's thread pool, which then waits for it). So the text
-        ends here, the gate opens, and the reader is pulled to its end: the last
-        block pyarrow's thread reads is the empty one that says so.
-        """
-        self._done = True
-        self._text.close()  # from now on every read is the end of the input
-        self._ahead.release()  # its I/O thread may wait in the gate
-        reader, self._reader = self._reader, None
-        self.arrow = None
-        if reader is not None:
-            _run_out(reader)
+    # the thread that reads and writes
 
-    def _open(self) -> pcsv.CSVStreamingReader:
-        spec = self._spec
-        column_types = _text_columns(self._first_record_fields())
-        # A small input is read whole already: pyarrow reads it from memory
-        # instead of calling back into Python (from its I/O thread).
-        whole = self._text.rest_if_within(FIRST_LOOK_BYTES)
-        return pcsv.open_csv(
-            self._text if whole is None else pa.BufferReader(whole),
-            read_options=pcsv.ReadOptions(
-                use_threads=False,
-                block_size=_block_bytes(spec),
-                autogenerate_column_names=True,
-            ),
-            parse_options=pcsv.ParseOptions(
-                delimiter=spec.delimiter,
-                quote_char=spec.quote,
-                double_quote=True,
-                escape_char=False,
-                newlines_in_values=True,
-                ignore_empty_lines=False,
-                invalid_row_handler=self._invalid,
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types=column_types,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-
-    def _first_record_fields(self) -> int:
-        """The fields of the first record (at most MAX_COLUMNS), read ahead in the text.
-
-        Past the first MiB (which pyarrow reads as its first block anyway) it
-        is not worth a copy of the text: then all MAX_COLUMNS names are listed.
-        """
-        delimiter, quote = self._spec.delimiter.encode(), self._spec.quote.encode()
-        for look in (FIRST_LOOK_BYTES, MIN_BLOCK_BYTES):
-            text = self._text.peek(look)
-            fields = _count_fields(text, delimiter, quote)
-            if fields is not None:
-                return min(fields, MAX_COLUMNS)
-            if len(text) < look:
-                break
-        return MAX_COLUMNS
-
-    def _pull(self) -> pa.RecordBatch | None:
-        self._deadline_check()
-        if self._reader is None:
-            return None
-        failure: BaseException | None = None
+    def _feed(self) -> None:
+        pipe = self._pipe
+        assert pipe is not None
         try:
-            batch = self._reader.read_next_batch()
-            self._ahead.block_taken()
-            return batch
-        except StopIteration:
-            return None
-        except Exception as exc:  # noqa: BLE001 - pyarrow re-raises whatever the source raised
-            failure = exc
-        raise self._fail(self._reader_error(failure))
+            self._feed_rows(pipe)
+        except TransformError as exc:
+            self._fail(exc)
+        except BaseException as exc:  # noqa: BLE001 - the source's own errors pass through
+            self._fail(self._text.failure if self._text.failure is not None else exc)
+        finally:
+            pipe.end()
 
-    # from pyarrow's batches to the input's
-
-    def _start(self, raw: pa.RecordBatch) -> tuple[pa.Schema, pa.RecordBatch]:
-        """The schema, from the first batch, and that batch's rows."""
-        too_many = raw.num_columns > MAX_COLUMNS
-        if too_many or any(not pa.types.is_string(field.type) for field in raw.schema):
-            raise self._fail(TransformError("csv", f"more than {MAX_COLUMNS} columns"))
-        start_line = self._account(raw)
-        if self._spec.header:
-            self.columns = _column_names([column[0].as_py() for column in raw.columns])
-        else:
-            self.columns = [f"column{i}" for i in range(1, raw.num_columns + 1)]
-        if self._spec.infer:
-            body = [column.slice(1) if self._spec.header else column for column in raw.columns]
-            self._casters = infer_casters(body, self._spec.decimal)
-        batch = self._shape(raw, start_line, header=self._spec.header)
-        return batch.schema, batch
-
-    def _shape(self, raw: pa.RecordBatch, start_line: int, *, header: bool) -> pa.RecordBatch:
-        """Rename, cast and filter a batch from pyarrow (minus its header row)."""
-        first_row = 1 if header else 0
-        columns = [column.slice(first_row) for column in raw.columns]
-        empty = _empty_rows(columns)
-        if self._casters is not None:
-            columns = [
-                self._cast(caster, column, raw, first_row, start_line, index)
-                for index, (caster, column) in enumerate(zip(self._casters, columns, strict=True))
-            ]
-        batch = pa.RecordBatch.from_arrays(columns, names=self.columns)
-        if empty is not None:
-            batch = batch.filter(pc.invert(empty))
-        self.rows_read += batch.num_rows
-        return batch
-
-    def _cast(
-        self,
-        caster: ColumnCaster,
-        column: pa.Array,
-        raw: pa.RecordBatch,
-        first_row: int,
-        start_line: int,
-        index: int,
-    ) -> pa.Array:
-        cast = caster.cast(column)
-        if cast is not None:
-            return cast
-        row = first_row + caster.first_failure(column)
-        line = start_line + row + _batch_line_breaks(raw.slice(0, row))
-        raise self._fail(
-            TransformError(
-                "csv",
-                f"line {line}: a value in column {index + 1} does not fit the type "
-                f"{caster.type_name} inferred from the first rows (read it as text "
-                "with infer: false and cast it in SQL)",
-                line=line,
-                column=index + 1,
-            )
-        )
-
-    def _account(self, raw: pa.RecordBatch) -> int:
-        """Count the lines of a batch from pyarrow; return the line it starts on."""
-        start_line = self._next_line
-        if self._invalid.first is not None:
-            number, expected, found = self._invalid.first
-            at = None if number is None else number - 1 - self._records_seen
-            if at is None or at <= raw.num_rows:
-                line = None
-                where = ""
-                if at is not None:
-                    line = start_line + at + _batch_line_breaks(raw.slice(0, at))
-                    where = f"line {line}: "
-                raise self._fail(
-                    TransformError(
-                        "csv", f"{where}expected {expected} fields, found {found}", line=line
-                    )
+    def _feed_rows(self, pipe: Pipe) -> None:
+        buffer = io.StringIO()
+        convert = None if self._all_text else _Converter(self._types)
+        # Every value quoted, records ended by LF: DuckDB's reader takes line breaks
+        # of any kind inside quoted values only so (see _view_sql for empty values).
+        out = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        width = self._width
+        records = self._records()
+        pending = iter(self._first)
+        self._first = []
+        for line, fields in _chain(pending, records):
+            if len(fields) != width:
+                raise TransformError(
+                    "csv", f"line {line}: expected {width} fields, found {len(fields)}", line=line
                 )
-        self._records_seen += raw.num_rows
-        self._next_line += raw.num_rows + _batch_line_breaks(raw)
-        return start_line
+            if not any(fields):
+                continue
+            self.rows_read += 1
+            if pipe.stopped:
+                if convert is not None:
+                    convert(line, fields)  # validated all the same
+                continue
+            out.writerow(fields if convert is None else convert(line, fields))
+            if buffer.tell() >= WRITE_BYTES:
+                self._send(pipe, buffer)
+                if self._abandon.is_set():
+                    return
+        self._send(pipe, buffer)
+
+    def _send(self, pipe: Pipe, buffer: io.StringIO) -> None:
+        if self._deadline.expired:
+            raise self._deadline.error()
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if text and not pipe.stopped:
+            pipe.write(text.encode("utf-8"))
+
+    @property
+    def _all_text(self) -> bool:
+        return all(kind is TEXT for kind in self._types)
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """(first line, fields) of each record; blank lines are skipped."""
+        reader = self._reader
+        limit = self._record_limit
+        deadline = self._deadline
+        count = 0
+        while True:
+            line = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise self._csv_error(exc, line) from None
+            if not fields:
+                continue
+            if fields == self._end_record:
+                return
+            if fields[-1].endswith(self._unclosed_end):
+                raise TransformError(
+                    "csv", f"line {line}: a quoted value is never closed (a closing quote is "
+                    "missing)", line=line,
+                )
+            if reader.line_num > line and sum(map(len, fields)) > limit:
+                raise _too_long(line, limit)
+            count += 1
+            if count % 1024 == 0 and (self._abandon.is_set() or deadline.expired):
+                if self._abandon.is_set():
+                    return
+                raise deadline.error()
+            yield line, fields
 
     # errors
 
-    def _reader_error(self, exc: BaseException) -> BaseException:
+    def _csv_error(self, exc: csv.Error, line: int) -> BaseException:
         if self._text.failure is not None:
             return self._text.failure
         message = str(exc)
-        if "straddling" in message or "block size" in message:
-            limit = _block_bytes(self._spec)
-            return TransformError(
-                "csv",
-                f"line {self._next_line}: a record is longer than the limit of {limit} bytes "
-                "(is a closing quote missing?)",
-                line=self._next_line,
-            )
-        return TransformError(
-            "csv", f"line {self._next_line}: the text cannot be read as CSV", line=self._next_line
-        )
-
-    def _deadline_check(self) -> None:
-        if self._deadline.expired:
-            raise self._fail(self._deadline.error())
-
-    def _guard(self, step: Callable[[], T]) -> T:
-        """Run a step that reads the source, keeping its failure for the engine."""
-        failure: BaseException | None = None
-        try:
-            return step()
-        except TransformError as exc:
-            failure = exc
-        except Exception as exc:  # noqa: BLE001 - pyarrow re-raises whatever the source raised
-            failure = self._reader_error(exc)
-        raise self._fail(failure)
+        if "field limit" in message:
+            return _too_long(line, self._record_limit)
+        return TransformError("csv", f"line {line}: the text cannot be read as CSV", line=line)
 
     def _fail(self, failure: BaseException) -> BaseException:
         if self.failure is None:
             self.failure = failure
-        self._done = True
         return self.failure
 
-
-class _ReadAhead:
-    """How far pyarrow's I/O thread may read ahead: each block it takes waits until
-    fewer than `blocks` blocks are read but not yet taken as a batch (pyarrow's
-    streaming reader makes one batch of each block). `release()` opens it for good."""
-
-    __slots__ = ("_ahead", "_blocks", "_cond", "_open")
-
-    def __init__(self, blocks: int) -> None:
-        self._blocks = blocks
-        self._cond = threading.Condition()
-        self._ahead = 0
-        self._open = True
-
-    def before_block(self) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._ahead < self._blocks or not self._open,
-                                READ_AHEAD_WAIT_S)
-            self._ahead += 1
-
-    def block_taken(self) -> None:
-        with self._cond:
-            self._ahead = max(0, self._ahead - 1)
-            self._cond.notify()
-
-    def release(self) -> None:
-        with self._cond:
-            self._open = False
-            self._cond.notify_all()
-
-
-class _InvalidRows:
-    """pyarrow's invalid row handler: keeps the first ragged record, skips them all.
-
-    pyarrow's reader holds it, so it holds nothing of the CsvInput (see above).
-    """
-
-    __slots__ = ("first",)
-
-    def __init__(self) -> None:
-        self.first: tuple[int | None, int, int] | None = None
-
-    def __call__(self, row: pcsv.InvalidRow) -> str:
-        if self.first is None:
-            number = row.number if row.number is not None and row.number > 0 else None
-            self.first = (number, row.expected_columns, row.actual_columns)
-        return "skip"
-
-
-def _run_out(reader: pcsv.CSVStreamingReader) -> None:
-    """Pull a reader whose text has ended until it says so (its batches are dropped)."""
-    # Each pull frees a place in its read-ahead queue, so its I/O thread reads
-    # on (the end, now) instead of waiting for a consumer. Errors from the cut
-    # text (a record left open) are no longer anyone's concern; after the
-    # queue's 32 blocks and those in flight, a reader ends or keeps failing.
-    for _ in range(256):
-        try:
-            reader.read_next_batch()
-        except StopIteration:
+    def _wait(self) -> None:
+        thread = self._thread
+        if thread is None:
             return
-        except Exception:  # noqa: BLE001, S112 - a failed block of cut text: pull on
-            continue
+        if self._pipe is not None:
+            self._pipe.finish(thread)
+        thread.join()
+        self._thread = None
+
+    # the view
+
+    def _view_sql(self, path: str) -> str:
+        """The view `input` over the pipe. An empty value ("") is text when all columns
+        are; with inferred types it is NULL, and text columns make it text again."""
+        internal = [f"c{i}" for i in range(1, self._width + 1)]
+        columns = ", ".join(
+            f"{_literal(name)}: {_literal(kind.duckdb)}"
+            for name, kind in zip(internal, self._types, strict=True)
+        )
+        all_text = self._all_text
+        selected = ", ".join(
+            (f"coalesce({name}, '')" if kind is TEXT and not all_text else name)
+            + " AS " + _identifier(title)
+            for name, kind, title in zip(internal, self._types, self.columns, strict=True)
+        )
+        # A record of ours is at most twice one of the input (quotes doubled). DuckDB
+        # reads the pipe in buffers of this size: its default (16 times the longest
+        # line, 32 MiB) and `parallel = false` (which keeps every buffer it read)
+        # each cost a 50 MiB stream 45 MiB more at the peak.
+        limit = 2 * self._record_limit + RECORD_SLACK_BYTES
+        return (
+            f"CREATE TEMP VIEW input AS SELECT {selected} FROM read_csv({_literal(path)}, "
+            "header = false, delim = ',', quote = '\"', escape = '\"', new_line = '\\n', "
+            "auto_detect = false, strict_mode = true, null_padding = false, "
+            f"allow_quoted_nulls = {'false' if all_text else 'true'}, "
+            f"max_line_size = {limit}, buffer_size = {limit}, columns = {{{columns}}})"
+        )
 
 
-def _stream(owner: weakref.ref[CsvInput], first: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-    """The batches for DuckDB; it reaches the input through a weak reference only."""
-    batch: pa.RecordBatch | None = first
-    del first
-    while batch is not None:
-        if batch.num_rows:
-            yield batch
-        batch = _next_batch(owner)
+class _Converter:
+    """The fields of a record in DuckDB's notation for their inferred types."""
+
+    def __init__(self, types: list[ColumnType]) -> None:
+        self._types = types
+
+    def __call__(self, line: int, fields: list[str]) -> list[str]:
+        out = list(fields)
+        for index, kind in enumerate(self._types):
+            value = fields[index]
+            if kind is TEXT or value == "":
+                continue
+            converted = kind.convert(value)
+            if converted is None:
+                raise TransformError(
+                    "csv",
+                    f"line {line}: a value in column {index + 1} does not fit the type "
+                    f"{kind.name} inferred from the first rows (read it as text "
+                    "with infer: false and cast it in SQL)",
+                    line=line,
+                    column=index + 1,
+                )
+            out[index] = converted
+        return out
 
 
-def _next_batch(owner: weakref.ref[CsvInput]) -> pa.RecordBatch | None:
-    data = owner()
-    return None if data is None else data.next_batch()
+def _chain(
+    first: Iterator[tuple[int, list[str]]], rest: Iterator[tuple[int, list[str]]]
+) -> Iterator[tuple[int, list[str]]]:
+    yield from first
+    yield from rest
 
 
-@lru_cache(maxsize=64)
-def _text_columns(count: int) -> dict[str, pa.DataType]:
-    """pyarrow's `column_types` that make the first `count` columns text."""
-    return {f"f{i}": pa.string() for i in range(count)}
+def record_bytes(spec: ReadSpec) -> int:
+    """How long a record that spans several lines may be."""
+    return max(MIN_RECORD_BYTES, spec.max_line_bytes + RECORD_SLACK_BYTES)
 
 
-def _count_fields(text: bytes, delimiter: bytes, quote: bytes) -> int | None:
-    """How many fields the first record of `text` has, counted as pyarrow's parser does.
-
-    None when `text` ends before the record does. As in pyarrow, a quote opens
-    a quoted value only at the start of a field, two quotes in one stand for a
-    quote, and after the closing quote the field goes on unquoted up to the
-    next delimiter or line break (CR, LF or CR LF), in which quotes are text.
-    """
-    if len(delimiter) != 1 or len(quote) != 1:
-        return None  # not one byte in UTF-8: pyarrow takes no such options
-    stop = _stops(delimiter)
-    first_break = _first_break(text)
-    if first_break >= 0 and quote not in text[:first_break]:
-        return text.count(delimiter, 0, first_break) + 1
-    fields, position, size = 1, 0, len(text)
-    while True:
-        if text.startswith(quote, position):
-            position += 1
-            while True:
-                close = text.find(quote, position)
-                if close < 0 or close + 1 >= size:
-                    return None
-                if text[close + 1 : close + 2] != quote:
-                    position = close + 1
-                    break
-                position = close + 2
-        end = stop.search(text, position)
-        if end is None:
-            return None
-        if end.group() != delimiter:
-            return fields
-        fields += 1
-        position = end.end()
+def _allow_fields(size: int) -> None:
+    """Let Python's csv module read fields of `size` (its limit is the process's)."""
+    with _field_limit_lock:
+        if csv.field_size_limit() < size:
+            csv.field_size_limit(size)
 
 
-def _first_break(text: bytes) -> int:
-    """The position of the first CR or LF in `text`, or -1."""
-    breaks = [at for at in (text.find(b"\n"), text.find(b"\r")) if at >= 0]
-    return min(breaks) if breaks else -1
+def _too_long(line: int, limit: int) -> TransformError:
+    return TransformError(
+        "csv",
+        f"line {line}: a record is longer than the limit of {limit} bytes "
+        "(is a closing quote missing?)",
+        line=line,
+    )
 
 
-@lru_cache(maxsize=16)
-def _stops(delimiter: bytes) -> re.Pattern[bytes]:
-    """Where an unquoted field ends: at the delimiter or a line break."""
-    return re.compile(b"[" + re.escape(delimiter) + b"\r\n]")
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _block_bytes(spec: ReadSpec) -> int:
-    return max(MIN_BLOCK_BYTES, spec.max_line_bytes + BLOCK_SLACK_BYTES)
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
-def _column_names(header: list[str | None]) -> list[str]:
+def _column_names(header: list[str]) -> list[str]:
     """Header values as unique column names; names given in the header win."""
     wanted = [value or f"column{position}" for position, value in enumerate(header, start=1)]
     names: list[str | None] = []
@@ -492,36 +400,3 @@ def _column_names(header: list[str | None]) -> list[str]:
             names[index] = f"{name}_{suffix}"
             taken.add(f"{name}_{suffix}")
     return [name for name in names if name is not None]
-
-
-def _empty_rows(columns: list[pa.Array]) -> pa.Array | None:
-    """A mask of the rows whose fields are all empty, or None if there are none."""
-    mask: pa.Array | None = None
-    for column in columns:
-        empty = pc.equal(pc.binary_length(column), _ZERO)
-        mask = empty if mask is None else pc.and_(mask, empty)
-        if not pc.any(mask).as_py():
-            return None
-    return mask
-
-
-def _batch_line_breaks(batch: pa.RecordBatch) -> int:
-    return sum(_line_breaks(column) for column in batch.columns)
-
-
-def _line_breaks(column: pa.Array) -> int:
-    """How many line breaks (CR LF, CR or LF) the values of a text column hold."""
-    if len(column) == 0:
-        return 0
-    _, offset_buffer, data = column.buffers()
-    if data is None:
-        return 0
-    offsets = memoryview(offset_buffer).cast("i")  # a string column's int32 offsets
-    start, end = offsets[column.offset], offsets[column.offset + len(column)]
-    if end <= start:
-        return 0
-    text: bytes = data.slice(start, end - start).to_pybytes()  # a copy; bytes.count is fast
-    breaks = text.count(b"\n")
-    if b"\r" in text:
-        breaks += text.count(b"\r") - text.count(b"\r\n")
-    return breaks

@@ -1,10 +1,10 @@
 """A file-like view of the input, transcoded to UTF-8 while it streams.
 
-DuckDB and pyarrow read only UTF-8, and plaintext may not be written anywhere
-to convert it first, so the input is decoded here chunk by chunk (strictly: a
-byte that is not valid in the declared encoding is an error, never replaced),
-and physical lines are counted on the raw bytes so that errors can name a line
-and a byte.
+The readers (csvread.py, jsonread.py) read UTF-8 text, and plaintext may not be
+written anywhere to convert it first, so the input is decoded here chunk by
+chunk (strictly: a byte that is not valid in the declared encoding is an error,
+never replaced), and physical lines are counted on the raw bytes so that errors
+can name a line and a byte.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ import codecs
 import io
 import re
 from collections import deque
-from collections.abc import Callable
 from typing import BinaryIO, Literal
-
-import pyarrow as pa
 
 from doorvoer.transforms.errors import TransformError
 
@@ -89,8 +86,6 @@ class Utf8Reader(io.RawIOBase):
         self._head = b""
         self._last_text_byte = b""
         self.failure: BaseException | None = None
-        # Called before each block that pyarrow takes (see csvread's read-ahead gate).
-        self.before_block: Callable[[], None] | None = None
 
         self.raw_bytes = 0
         self.line = 1
@@ -98,7 +93,7 @@ class Utf8Reader(io.RawIOBase):
         self._raw_line_bytes = 0  # of the current line, in the input's encoding
         self._pending_cr = False  # the text so far ends in CR: an LF next completes it
 
-    # io.RawIOBase protocol, for pyarrow
+    # io.RawIOBase protocol
 
     def readable(self) -> bool:
         return True
@@ -114,19 +109,6 @@ class Utf8Reader(io.RawIOBase):
                 pass
             size = self._buffered
         return b"".join(self._take(size))
-
-    def read_buffer(self, size: int) -> pa.Buffer:
-        """pyarrow reads through this when it exists: the block lands in Arrow's pool."""
-        if self.before_block is not None:
-            self.before_block()
-        parts = self._take(size)
-        buffer = pa.allocate_buffer(sum(len(part) for part in parts))
-        target = memoryview(buffer).cast("B")
-        position = 0
-        for part in parts:
-            target[position : position + len(part)] = part
-            position += len(part)
-        return buffer
 
     def close(self) -> None:
         """Drop the buffered text; the source is the caller's to close."""
@@ -180,7 +162,7 @@ class Utf8Reader(io.RawIOBase):
         self._fill(size)
         parts: list[memoryview] = []
         wanted = min(size, self._buffered)
-        while wanted and self._pieces:  # (close() may clear them under pyarrow's thread)
+        while wanted and self._pieces:
             piece = self._pieces[0]
             part = memoryview(piece)[self._offset : self._offset + wanted]
             parts.append(part)

@@ -7,9 +7,11 @@ is held in memory as Arrow columns first (see `jsonread.py`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import datetime as dt
+import json
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from doorvoer.transforms.csvread import CsvInput
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.jsonread import JsonInput
 from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
-from doorvoer.transforms.sqlerrors import map_error
+from doorvoer.transforms.sqlerrors import READS_INPUT_TWICE, map_error
 from doorvoer.transforms.writers import Writer, make_writer
 
 RESULT_BATCH_ROWS = 16_384
@@ -132,7 +134,7 @@ def _run(
     deadline = Deadline(limits.time_limit_s)
     # a connection of its own to a locked database (see sandbox.py): `input`
     # goes with the connection when the block ends
-    with sandbox.connect(limits) as con:
+    with sandbox.session(limits) as (con, directory):
         sandbox.check_query(con, transform.sql, limits)
         data = (
             CsvInput(read, source, deadline)
@@ -140,10 +142,20 @@ def _run(
             else JsonInput(read, source, deadline)
         )
         try:
-            if data.arrow is not None:
+            if isinstance(data, CsvInput):
+                data.attach(con, directory)
+                if not data.empty:
+                    _check_one_scan(con, transform.sql)
+            elif data.arrow is not None:
                 con.register("input", data.arrow)
             writer = make_writer(write, sink)
-            with deadline.interrupting(con.interrupt):
+
+            def interrupt() -> None:
+                con.interrupt()
+                if isinstance(data, CsvInput):
+                    data.kick()
+
+            with deadline.interrupting(interrupt):
                 columns = _execute(con, transform.sql, data, writer, deadline, limits)
             data.drain()
             writer.finish()
@@ -152,6 +164,46 @@ def _run(
             )
         finally:
             data.close()
+
+
+def _check_one_scan(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse a query that reads `input` more than once: the input streams through once.
+
+    A query that DuckDB cannot plan is left to fail when it runs, with the error
+    located in the SQL as the operator wrote it.
+    """
+    scans = 0
+    with contextlib.suppress(duckdb.Error):
+        scans = _input_scans(con, sql)
+    if scans > 1:
+        raise TransformError("sql", READS_INPUT_TWICE)
+
+
+_SCANS: dict[str, int] = {}
+MAX_REMEMBERED_QUERIES = 256
+
+
+def _input_scans(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """How many times the plan of `sql` scans `input` (DuckDB's `read_csv`); a process
+    runs the same few queries again and again, so the answer is remembered."""
+    known = _SCANS.get(sql)
+    if known is not None:
+        return known
+    row = con.execute("EXPLAIN (FORMAT json) " + sql).fetchone()
+    scans = _count_scans(json.loads(row[1])) if row else 0
+    if len(_SCANS) >= MAX_REMEMBERED_QUERIES:
+        _SCANS.clear()
+    _SCANS[sql] = scans
+    return scans
+
+
+def _count_scans(node: object) -> int:
+    if isinstance(node, list):
+        return sum(_count_scans(child) for child in node)
+    if not isinstance(node, dict):
+        return 0
+    own = 1 if node.get("name") == "READ_CSV" else 0
+    return own + sum(_count_scans(child) for child in node.get("children", []))
 
 
 def _execute(
@@ -200,11 +252,13 @@ def _query_failure(
     limits: Limits,
 ) -> BaseException:
     """What to raise for a failed query: the input's own failure comes first."""
+    if isinstance(data, CsvInput):
+        data.abandon()  # the reading thread is done with what it found
     if data.failure is not None:
         return data.failure
     if failure is None:
         return TransformError("sql", "the query failed")
-    error = map_error(failure, sql, limits, input_empty=data.arrow is None)
+    error = map_error(failure, sql, limits, input_empty=data.empty)
     if error.category == "limit" or not deadline.expired:
         return error
     return deadline.error()

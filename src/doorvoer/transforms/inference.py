@@ -1,86 +1,113 @@
 """Type inference for CSV columns, used only when a spec sets `infer: true`.
 
 The type of a column is chosen from the non-empty values of the first block of
-rows (a few MiB), in this order: BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP,
+rows (about a MiB), in this order: BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP,
 else text. A column with a number that has a leading zero ("00123") stays
 text, and so does a column with no value in the first block. `decimal: ","`
 makes "12,50" a DOUBLE. Empty fields become NULL in typed columns. A later
 value that does not fit the chosen type is an error that names its line.
+
+Each value of a typed column is checked and written here in DuckDB's own
+notation (`convert`), so DuckDB reads it without a doubt.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
+_FLOAT_POINT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_FLOAT_COMMA = re.compile(r"[+-]?([0-9]+(,[0-9]*)?|,[0-9]+)([eE][+-]?[0-9]+)?")
+_BOOLEAN = re.compile(r"(?i:true|false)")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_TIMESTAMP = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}):([0-9]{2})(:([0-9]{2})(\.([0-9]{1,9}))?)?"
+)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-_INTEGER = r"^[+-]?[0-9]+$"
-_LEADING_ZERO = r"^[+-]?0[0-9]"
-_FLOAT_POINT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_FLOAT_COMMA = r"^[+-]?([0-9]+(,[0-9]*)?|,[0-9]+)([eE][+-]?[0-9]+)?$"
-_BOOLEAN = r"^(?i:true|false)$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?$"
+
+@dataclass(frozen=True, eq=False)
+class ColumnType:
+    """A column's type: its name in errors, in DuckDB, and how a value is checked."""
+
+    name: str
+    duckdb: str
+    convert: Callable[[str], str | None]  # the value in DuckDB's notation, None if it does not fit
 
 
-@dataclass(frozen=True)
-class ColumnCaster:
-    """Casts the text of one column to its inferred type."""
+def _integer(value: str) -> str | None:
+    if not _INTEGER.fullmatch(value):
+        return None
+    number = int(value)
+    return str(number) if _INT64_MIN <= number <= _INT64_MAX else None
 
-    type: pa.DataType
-    type_name: str
-    decimal_comma: bool = False
 
-    def cast(self, column: pa.Array) -> pa.Array | None:
-        """The column in its type, or None if a value does not fit."""
-        if pa.types.is_string(self.type):
-            return column
-        values = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
-        if self.decimal_comma:
-            values = pc.replace_substring(values, ",", ".")
-        try:
-            return pc.cast(values, self.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+def _float_with(pattern: re.Pattern[str], comma: bool) -> Callable[[str], str | None]:
+    def convert(value: str) -> str | None:
+        if not pattern.fullmatch(value):
             return None
+        number = float(value.replace(",", ".") if comma else value)
+        return repr(number)
 
-    def first_failure(self, column: pa.Array) -> int:
-        """The index of the first value that does not fit (the column has one)."""
-        low, high = 0, len(column)
-        while high - low > 1:
-            middle = (low + high) // 2
-            if self.cast(column.slice(low, middle - low)) is None:
-                high = middle
-            else:
-                low = middle
-        return low
+    return convert
 
 
-TEXT = ColumnCaster(pa.string(), "VARCHAR")
+def _boolean(value: str) -> str | None:
+    return value.lower() if _BOOLEAN.fullmatch(value) else None
 
 
-def infer_casters(columns: list[pa.Array], decimal: str | None) -> list[ColumnCaster]:
-    return [_infer(column, decimal == ",") for column in columns]
+def _date(value: str) -> str | None:
+    match = _DATE.fullmatch(value)
+    if not match:
+        return None
+    try:
+        dt.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    return value
 
 
-def _infer(column: pa.Array, decimal_comma: bool) -> ColumnCaster:
-    values = column.filter(pc.not_equal(column, ""))
-    if len(values) == 0:
-        return TEXT
-    candidates = [
-        (_INTEGER, ColumnCaster(pa.int64(), "BIGINT")),
-        (
-            _FLOAT_COMMA if decimal_comma else _FLOAT_POINT,
-            ColumnCaster(pa.float64(), "DOUBLE", decimal_comma=decimal_comma),
-        ),
-        (_BOOLEAN, ColumnCaster(pa.bool_(), "BOOLEAN")),
-        (_DATE, ColumnCaster(pa.date32(), "DATE")),
-        (_TIMESTAMP, ColumnCaster(pa.timestamp("us"), "TIMESTAMP")),
+def _timestamp(value: str) -> str | None:
+    match = _TIMESTAMP.fullmatch(value)
+    if not match or _date(match[1]) is None:
+        return None
+    hour, minute, second = int(match[2]), int(match[3]), int(match[5] or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    fraction = (match[7] or "")[:6]  # to the microsecond, as DuckDB keeps it
+    text = f"{match[1]} {match[2]}:{match[3]}:{second:02d}"
+    return text + ("." + fraction if fraction else "")
+
+
+TEXT = ColumnType("VARCHAR", "VARCHAR", lambda value: value)
+BIGINT = ColumnType("BIGINT", "BIGINT", _integer)
+DOUBLE = ColumnType("DOUBLE", "DOUBLE", _float_with(_FLOAT_POINT, comma=False))
+DOUBLE_COMMA = ColumnType("DOUBLE", "DOUBLE", _float_with(_FLOAT_COMMA, comma=True))
+BOOLEAN = ColumnType("BOOLEAN", "BOOLEAN", _boolean)
+DATE = ColumnType("DATE", "DATE", _date)
+TIMESTAMP = ColumnType("TIMESTAMP", "TIMESTAMP", _timestamp)
+
+
+def infer_types(rows: list[list[str]], width: int, decimal: str | None) -> list[ColumnType]:
+    """The type of each of `width` columns, from the fields of `rows`."""
+    return [
+        _infer([row[index] for row in rows if index < len(row)], decimal == ",")
+        for index in range(width)
     ]
-    if pc.any(pc.match_substring_regex(values, _LEADING_ZERO)).as_py():
+
+
+def _infer(column: list[str], decimal_comma: bool) -> ColumnType:
+    values = [value for value in column if value != ""]
+    if not values:
+        return TEXT
+    candidates = [BIGINT, DOUBLE_COMMA if decimal_comma else DOUBLE, BOOLEAN, DATE, TIMESTAMP]
+    if any(_LEADING_ZERO.match(value) for value in values):
         candidates = candidates[2:]
-    for pattern, caster in candidates:
-        matches = pc.all(pc.match_substring_regex(values, pattern)).as_py()
-        if matches and caster.cast(values) is not None:
-            return caster
+    for candidate in candidates:
+        if all(candidate.convert(value) is not None for value in values):
+            return candidate
     return TEXT

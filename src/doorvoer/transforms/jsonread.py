@@ -96,6 +96,11 @@ class JsonInput:
         self.columns: list[str] = [] if self.arrow is None else self.arrow.column_names
         self.rows_read = self._columns.rows
 
+    @property
+    def empty(self) -> bool:
+        """No columns: the input has no record (or none with a key)."""
+        return self.arrow is None
+
     def drain(self) -> None:
         """Nothing is left unread: the records were all read up front."""
 

@@ -2,7 +2,11 @@
 
 - No files, no network, no extensions: `enable_external_access=false`, no
   extension autoloading or autoinstalling, no Python replacement scans (a query
-  cannot read a Python variable by naming it).
+  cannot read a Python variable by naming it). The one exception is the
+  database's own private directory (mode 0700, made with the database, removed
+  with it), its only `allowed_directories` entry: the named pipe through which
+  a transform's input streams in lives there (see pipes.py). It never holds a
+  regular file.
 - No spilling: `temp_directory=''` and a zero temp budget, because spilled
   blocks would be plaintext on disk. A query that needs more than
   `memory_limit` fails instead.
@@ -44,6 +48,9 @@ see another's data:
 from __future__ import annotations
 
 import atexit
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,35 +68,57 @@ MAX_USES = 1000
 
 
 class _Database:
-    """One locked in-memory DuckDB database and how often it served."""
+    """One locked in-memory DuckDB database, its private directory, how often it served."""
 
     def __init__(self, limits: Limits) -> None:
-        self.root = duckdb.connect(
-            ":memory:",
-            config={
-                "enable_external_access": False,
-                "autoload_known_extensions": False,
-                "autoinstall_known_extensions": False,
-                "allow_community_extensions": False,
-                "allow_unsigned_extensions": False,
-                "python_enable_replacements": False,
-                "temp_directory": "",
-                "max_temp_directory_size": "0B",
-                "memory_limit": f"{limits.memory_limit_mb}MB",
-                "threads": limits.threads,
-            },
-        )
+        self.directory = tempfile.mkdtemp(prefix="doorvoer-duckdb-")
         try:
-            # the first connection of a database has the progress bar on
-            self.root.execute("SET enable_progress_bar = false")
-            lock(self.root)
+            self.root = _connect(limits, self.directory)
         except BaseException:
-            self.root.close()
+            shutil.rmtree(self.directory, ignore_errors=True)
             raise
         self.uses = 0
 
     def close(self) -> None:
         self.root.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _connect(limits: Limits, directory: str) -> duckdb.DuckDBPyConnection:
+    """A new in-memory database with the sandbox settings, locked.
+
+    DuckDB takes `allowed_directories` only while external access is on, so the
+    directory is allowed first, then external access turned off, then the
+    configuration locked: all before any operator's SQL runs.
+    """
+    root = duckdb.connect(
+        ":memory:",
+        config={
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "allow_community_extensions": False,
+            "allow_unsigned_extensions": False,
+            "python_enable_replacements": False,
+            "temp_directory": "",
+            "max_temp_directory_size": "0B",
+            "memory_limit": f"{limits.memory_limit_mb}MB",
+            "threads": limits.threads,
+        },
+    )
+    try:
+        root.execute("SET allowed_directories = $1", [[directory.rstrip(os.sep) + os.sep]])
+        root.execute("SET enable_external_access = false")
+        # DuckDB would move a cast of an input column (`n::INTEGER`) into its CSV
+        # reader, whose error then names the reader's internal column and not the
+        # place in the SQL
+        root.execute("SET disabled_optimizers = 'type_pushdown'")
+        # the first connection of a database has the progress bar on
+        root.execute("SET enable_progress_bar = false")
+        lock(root)
+    except BaseException:
+        root.close()
+        raise
+    return root
 
 
 _Key = tuple[int, int]
@@ -136,10 +165,18 @@ atexit.register(close_idle)
 
 @contextmanager
 def connect(limits: Limits) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A new connection to a locked database with the sandbox settings, for one transform.
+    """A new connection to a locked database with the sandbox settings, for one transform."""
+    with session(limits) as (con, _directory):
+        yield con
+
+
+@contextmanager
+def session(limits: Limits) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A new connection to a locked database, and the database's private directory.
 
     The connection is closed at the end; its database is reused only when the
-    block ended normally or with a TransformError.
+    block ended normally or with a TransformError. Whatever the transform left
+    in the directory is removed.
     """
     key = (limits.memory_limit_mb, limits.threads)
     database = _take(key, limits)
@@ -148,18 +185,29 @@ def connect(limits: Limits) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con = database.root.cursor()
         try:
-            yield con
+            yield con, database.directory
             reusable = True
         except TransformError:
             reusable = True
             raise
         finally:
             con.close()
+            reusable = _emptied(database.directory) and reusable
     finally:
         if reusable:
             _give_back(key, database)
         else:
             database.close()
+
+
+def _emptied(directory: str) -> bool:
+    """Remove what a transform left in a database's directory; False if that failed."""
+    try:
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+    except OSError:
+        return False
+    return True
 
 
 def lock(con: duckdb.DuckDBPyConnection) -> None:

@@ -201,6 +201,12 @@ def _binder(body: str, sql: str) -> str:
     return "the query does not fit the table (binder error)"
 
 
+READS_INPUT_TWICE = (
+    "the query reads input more than once; read it once with "
+    "WITH rows AS MATERIALIZED (SELECT * FROM input) and use rows instead"
+)
+
+
 def _catalog(body: str) -> str:
     if body.startswith("Table with name") or body.startswith("Table Function with name"):
         if body.startswith("Table Function"):
@@ -219,10 +225,7 @@ def _invalid_input(body: str) -> str:
     if body.startswith("Division by zero"):
         return "division by zero"
     if "has already been consumed" in body:
-        return (
-            "the query reads input more than once; read it once with "
-            "WITH rows AS MATERIALIZED (SELECT * FROM input) and use rows instead"
-        )
+        return READS_INPUT_TWICE
     if "configuration has been locked" in body:
         return "settings cannot be changed"
     return "invalid input"
