@@ -9,6 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doorvoer.transforms import csvread
 from doorvoer.transforms.csvread import MAX_COLUMNS
 
 from .helpers import failure, rows, transform
@@ -127,6 +128,38 @@ def test_blank_lines_and_empty_records_are_skipped() -> None:
         {"a": "3", "b": ""},
     ]
     assert result.rows_in == 2
+
+
+def test_a_quoted_value_never_closed() -> None:
+    for data in (b'a,b\n1,2\n3,"open\n4,5\n', b'a,b\n1,2\n3,"open'):
+        error = failure(data)
+        assert str(error) == (
+            "csv: line 3: a quoted value is never closed (a closing quote is missing)")
+        assert error.line == 3
+    # a quoted value that ends in a line break, at the end of the input, is closed
+    assert rows(b'a,b\n1,"x\n"\n') == [{"a": "1", "b": "x\n"}]
+    # in a large input (through the pipe)
+    body = b"".join(b"%d,x\n" % i for i in range(100_000))
+    assert failure(b"a,b\n" + body + b'7,"y\n').line == 100_002
+
+
+def test_values_with_the_separators_of_the_text_duckdb_reads() -> None:
+    # The rows reach DuckDB as text with \x1f between values and \x1e for NULL
+    # (csvread.DELIMITER, NULL_MARK): values holding them are quoted there.
+    tricky = ["\x1f", "\x1e", "a\x1fb", "", '"', "\r", "x\ny"]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["v", "n"])
+    body = [[value, str(i)] for i in range(30_000) for value in tricky]
+    writer.writerows(body)
+    data = text.getvalue().encode()
+    assert len(data) > csvread.FIRST_BYTES  # through the pipe, not a small table
+    got = rows(data)
+    assert len(got) == len(body)
+    assert all(row == {"v": value, "n": n} for row, (value, n) in zip(got, body, strict=True))
+    _, output = transform(data, "SELECT count(*) FILTER (WHERE v IS NULL) AS nulls FROM input",
+                          read={"infer": True})
+    assert json.loads(output) == {"nulls": 0}
 
 
 def test_last_line_without_newline() -> None:

@@ -16,13 +16,18 @@ Behaviour:
 - The whole input is read, validated and counted, also when the query needs
   only its first rows.
 
-How the rows reach DuckDB: the header (and, with `infer`, the first block) is
-read when the input is made; then a thread parses the rest and writes the rows
-as CSV of its own making (comma, double quotes, LF, values already checked and
-in DuckDB's own notation) into a pipe (`pipes.py`) that the view `input` reads
-with DuckDB's `read_csv`. DuckDB never parses the tenant's text, so its own
-error messages (which quote rows) cannot come from it; and what DuckDB reads is
-always well-formed, so every data error is found here, with its line.
+How the rows reach DuckDB: the first MiB is read when the input is made. An
+input that ends within it becomes a temporary table (one list of values per
+column, as query parameters). Of a larger one, a thread parses the rest and
+writes all rows as CSV of its own making (comma, double quotes, LF, values
+already checked and in DuckDB's own notation) into a pipe (`pipes.py`) that the
+view `input` reads with DuckDB's `read_csv`. Records are parsed and checked a
+batch at a time, so that the Python code per record is C code (the csv module,
+`map`, `set`): lines are counted only for an error.
+
+DuckDB never parses the tenant's text, so its own error messages (which quote
+rows) cannot come from it; and what DuckDB reads is always well-formed, so every
+data error is found here, with its line.
 
 Python's csv module rather than DuckDB's reader: DuckDB's reader refuses a file
 whose records end in both LF and CR LF, and a closing quote followed by text;
@@ -37,7 +42,6 @@ import csv
 import io
 import itertools
 import threading
-from collections.abc import Iterator
 from typing import BinaryIO
 
 import duckdb
@@ -56,11 +60,16 @@ RECORD_SLACK_BYTES = 64 * 1024
 # DuckDB's CSV reader holds a vector of 2,048 values per column: 3,000 text
 # columns did not fit in the default memory limit of 256 MB, 2,048 did.
 MAX_COLUMNS = 2048
-# Text decoded, and rows written to the pipe, at a time.
+# Text decoded, and records parsed and written to the pipe, at a time.
 READ_BYTES = 64 * 1024
-WRITE_BYTES = 64 * 1024
-# With `infer`, the types come from the rows of the first this many bytes.
-INFER_BYTES = 1 << 20
+BATCH_RECORDS = 1024
+# What separates values, and stands for NULL, in the text DuckDB reads (see _encoded).
+DELIMITER = "\x1f"  # ASCII's unit separator
+NULL_MARK = "\x1e"  # ASCII's record separator
+# The first this many bytes are read before the query starts: the types are
+# inferred from their rows (with `infer`), and an input that ends within them
+# becomes a table, without a pipe or a thread (most files are small).
+FIRST_BYTES = 1 << 20
 # Python's csv module ends a quoted value that the input never closes at the end
 # of the input, without a word. So one more line follows the input: a quoted
 # value of its own, or, if a quoted value is still open, the text that closes it
@@ -102,7 +111,9 @@ class CsvInput:
         self.columns: list[str] = []
         self._types: list[ColumnType] = []
         self._width = 0
-        self._first: list[tuple[int, list[str]]] = []  # rows read before the thread starts
+        self._convert: _Converter | None = None
+        self._first: list[list[str]] = []  # checked rows read before the thread starts
+        self._whole = False  # _first holds every row of the input
         self._pipe: Pipe | None = None
         self._thread: threading.Thread | None = None
         self._abandon = threading.Event()
@@ -117,42 +128,62 @@ class CsvInput:
         return not self.columns
 
     def _begin(self) -> None:
-        """Read the header (or the first record) and, with `infer`, the first block."""
-        records = self._records()
-        first = next(records, None)
-        if first is None:
+        """Read the header (or the first record) and the first block of rows: all of a
+        small input; with `infer`, the rows the types are inferred from."""
+        first: list[tuple[int, list[list[str]]]] = []
+        end = False
+        while not self._width and not end:
+            start, batch, end = self._read_batch()
+            while batch and not batch[0]:  # blank lines before the first record
+                start, batch = start + 1, batch[1:]
+            if batch:
+                self._start(batch[0])
+                if self._spec.header:
+                    start, batch = start + _lines_of(batch[0]), batch[1:]
+                first.append((start, batch))
+        if not self._width:
             return
-        fields = first[1]
-        if len(fields) > MAX_COLUMNS:
-            raise TransformError("csv", f"more than {MAX_COLUMNS} columns")
-        self._width = len(fields)
-        if self._spec.header:
-            self.columns = _column_names(fields)
-        else:
-            self.columns = [f"column{i}" for i in range(1, self._width + 1)]
-            self._first.append(first)
+        while not end and self._text.raw_bytes < FIRST_BYTES:
+            start, batch, end = self._read_batch()
+            first.append((start, batch))
         if self._spec.infer:
-            size = 0
-            for record in records:
-                self._first.append(record)
-                size += sum(map(len, record[1])) + len(record[1])
-                if size >= INFER_BYTES:
-                    break
             self._types = infer_types(
-                [fields for _, fields in self._first if any(fields)], self._width,
-                self._spec.decimal,
+                [row for _, batch in first for row in batch if len(row) == self._width],
+                self._width, self._spec.decimal,
             )
+            self._convert = _Converter(self._types)
         else:
             self._types = [TEXT] * self._width
+        for start, batch in first:
+            self._first += self._checked(start, batch)
+        self._whole = end
+
+    def _start(self, record: list[str]) -> None:
+        if len(record) > MAX_COLUMNS:
+            raise TransformError("csv", f"more than {MAX_COLUMNS} columns")
+        self._width = len(record)
+        if self._spec.header:
+            self.columns = _column_names(record)
+        else:
+            self.columns = [f"column{i}" for i in range(1, self._width + 1)]
 
     def attach(self, con: duckdb.DuckDBPyConnection, directory: str) -> None:
-        """Make the view `input` on `con` and start writing the rows into its pipe."""
+        """Make `input` on `con`: a table of a small input, else a view that reads a pipe
+        which a thread writes the rows into."""
         if self.empty:
+            return
+        if self._whole:
+            self._table(con)
             return
         self._pipe = Pipe(directory)
         con.execute(self._view_sql(self._pipe.path))
         self._thread = threading.Thread(target=self._feed, name="csv-input", daemon=True)
         self._thread.start()
+
+    @property
+    def streams(self) -> bool:
+        """Whether the rows go through a pipe (a large input) rather than a table."""
+        return self._pipe is not None
 
     def kick(self) -> None:
         """The deadline passed: let go of any open of the pipe that waits."""
@@ -180,6 +211,95 @@ class CsvInput:
         self._first = []
         self._text.close()
 
+    # reading and checking
+
+    def _read_batch(self) -> tuple[int, list[list[str]], bool]:
+        """The next records as Python's csv module reads them ([] for a blank line), the
+        line the first starts on, and whether the input ends after them."""
+        reader = self._reader
+        start = reader.line_num + 1
+        batch: list[list[str]] = []
+        append = batch.append
+        try:
+            for record in itertools.islice(reader, BATCH_RECORDS):
+                append(record)
+        except csv.Error as exc:
+            raise self._csv_error(exc, _line_after(start, batch)) from None
+        end = not batch or batch[-1] == self._end_record
+        if end and batch:
+            batch.pop()
+        # the record that swallowed the end of the input (a quoted value never closed)
+        if batch and batch[-1] and batch[-1][-1].endswith(self._unclosed_end):
+            line = _line_after(start, batch[:-1])
+            raise TransformError(
+                "csv", f"line {line}: a quoted value is never closed (a closing quote is "
+                "missing)", line=line,
+            )
+        if reader.line_num - start + 1 > len(batch) + end:  # a record spans lines
+            self._check_lengths(start, batch)
+        if self._deadline.expired:
+            raise self._deadline.error()
+        return start, batch, end
+
+    def _check_lengths(self, start: int, batch: list[list[str]]) -> None:
+        line = start
+        for record in batch:
+            lines = _lines_of(record)
+            if lines > 1 and sum(map(len, record)) > self._record_limit:
+                raise _too_long(line, self._record_limit)
+            line += lines
+
+    def _checked(self, start: int, batch: list[list[str]]) -> list[list[str]]:
+        """The rows of a batch that starts on line `start`: blank lines and empty
+        records dropped, ragged records refused, values converted (with `infer`)."""
+        width = self._width
+        if self._convert is not None:
+            return self._converted(start, batch)
+        if set(map(len, batch)) != {width}:
+            for index, record in enumerate(batch):
+                if record and len(record) != width:
+                    line = _line_after(start, batch[:index])
+                    raise TransformError(
+                        "csv", f"line {line}: expected {width} fields, found {len(record)}",
+                        line=line,
+                    )
+            batch = [record for record in batch if record]
+        if not all(map(any, batch)):
+            batch = [record for record in batch if any(record)]
+        self.rows_read += len(batch)
+        return batch
+
+    def _converted(self, start: int, batch: list[list[str]]) -> list[list[str]]:
+        assert self._convert is not None
+        rows: list[list[str]] = []
+        line = start
+        for record in batch:
+            if record and len(record) != self._width:
+                raise TransformError(
+                    "csv", f"line {line}: expected {self._width} fields, found {len(record)}",
+                    line=line,
+                )
+            if any(record):
+                rows.append(self._convert(line, record))
+            line += _lines_of(record)
+        self.rows_read += len(rows)
+        return rows
+
+    # a small input: a table
+
+    def _table(self, con: duckdb.DuckDBPyConnection) -> None:
+        """`input` as a temporary table of the rows read: one list of values per column."""
+        rows, self._first = self._first, []
+        columns = [list(values) for values in zip(*rows, strict=True)] if rows else None
+        parts = []
+        for index, (kind, title) in enumerate(zip(self._types, self.columns, strict=True)):
+            value = f"unnest(${index + 1}::VARCHAR[])"
+            if kind is not TEXT:
+                value = f"nullif({value}, '{NULL_MARK}')::{kind.duckdb}"
+            parts.append(f"{value} AS {_identifier(title)}")
+        parameters = columns if columns is not None else [[] for _ in self.columns]
+        con.execute("CREATE TEMP TABLE input AS SELECT " + ", ".join(parts), parameters)
+
     # the thread that reads and writes
 
     def _feed(self) -> None:
@@ -195,86 +315,28 @@ class CsvInput:
             pipe.end()
 
     def _feed_rows(self, pipe: Pipe) -> None:
-        buffer = io.StringIO()
-        convert = None if self._all_text else _Converter(self._types)
-        # Every value quoted, records ended by LF: DuckDB's reader takes line breaks
-        # of any kind inside quoted values only so (see _view_sql for empty values).
-        out = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-        width = self._width
-        records = self._records()
-        pending = iter(self._first)
-        self._first = []
-        for line, fields in _chain(pending, records):
-            if len(fields) != width:
-                raise TransformError(
-                    "csv", f"line {line}: expected {width} fields, found {len(fields)}", line=line
-                )
-            if not any(fields):
-                continue
-            self.rows_read += 1
-            if pipe.stopped:
-                if convert is not None:
-                    convert(line, fields)  # validated all the same
-                continue
-            out.writerow(fields if convert is None else convert(line, fields))
-            if buffer.tell() >= WRITE_BYTES:
-                self._send(pipe, buffer)
-                if self._abandon.is_set():
-                    return
-        self._send(pipe, buffer)
-
-    def _send(self, pipe: Pipe, buffer: io.StringIO) -> None:
-        if self._deadline.expired:
-            raise self._deadline.error()
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if text and not pipe.stopped:
-            pipe.write(text.encode("utf-8"))
+        rows, self._first = self._first, []
+        for start in range(0, len(rows), BATCH_RECORDS):
+            if not pipe.stopped:
+                pipe.write(self._encoded(rows[start : start + BATCH_RECORDS]).encode())
+        del rows
+        end = False
+        while not end and not self._abandon.is_set():
+            start, batch, end = self._read_batch()
+            checked = self._checked(start, batch)
+            if not pipe.stopped:
+                pipe.write(self._encoded(checked).encode())
 
     @property
     def _all_text(self) -> bool:
         return all(kind is TEXT for kind in self._types)
-
-    def _records(self) -> Iterator[tuple[int, list[str]]]:
-        """(first line, fields) of each record; blank lines are skipped."""
-        reader = self._reader
-        limit = self._record_limit
-        deadline = self._deadline
-        count = 0
-        while True:
-            line = reader.line_num + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise self._csv_error(exc, line) from None
-            if not fields:
-                continue
-            if fields == self._end_record:
-                return
-            if fields[-1].endswith(self._unclosed_end):
-                raise TransformError(
-                    "csv", f"line {line}: a quoted value is never closed (a closing quote is "
-                    "missing)", line=line,
-                )
-            if reader.line_num > line and sum(map(len, fields)) > limit:
-                raise _too_long(line, limit)
-            count += 1
-            if count % 1024 == 0 and (self._abandon.is_set() or deadline.expired):
-                if self._abandon.is_set():
-                    return
-                raise deadline.error()
-            yield line, fields
 
     # errors
 
     def _csv_error(self, exc: csv.Error, line: int) -> BaseException:
         if self._text.failure is not None:
             return self._text.failure
-        message = str(exc)
-        if "field limit" in message:
+        if "field limit" in str(exc):
             return _too_long(line, self._record_limit)
         return TransformError("csv", f"line {line}: the text cannot be read as CSV", line=line)
 
@@ -295,18 +357,15 @@ class CsvInput:
     # the view
 
     def _view_sql(self, path: str) -> str:
-        """The view `input` over the pipe. An empty value ("") is text when all columns
-        are; with inferred types it is NULL, and text columns make it text again."""
+        """The view `input` over the pipe (see _encoded for what DuckDB reads there)."""
         internal = [f"c{i}" for i in range(1, self._width + 1)]
         columns = ", ".join(
             f"{_literal(name)}: {_literal(kind.duckdb)}"
             for name, kind in zip(internal, self._types, strict=True)
         )
-        all_text = self._all_text
         selected = ", ".join(
-            (f"coalesce({name}, '')" if kind is TEXT and not all_text else name)
-            + " AS " + _identifier(title)
-            for name, kind, title in zip(internal, self._types, self.columns, strict=True)
+            f"{name} AS {_identifier(title)}"
+            for name, title in zip(internal, self.columns, strict=True)
         )
         # A record of ours is at most twice one of the input (quotes doubled). DuckDB
         # reads the pipe in buffers of this size: its default (16 times the longest
@@ -315,11 +374,48 @@ class CsvInput:
         limit = 2 * self._record_limit + RECORD_SLACK_BYTES
         return (
             f"CREATE TEMP VIEW input AS SELECT {selected} FROM read_csv({_literal(path)}, "
-            "header = false, delim = ',', quote = '\"', escape = '\"', new_line = '\\n', "
+            f"header = false, delim = '{DELIMITER}', quote = '\"', escape = '\"', "
+            f"new_line = '\\n', nullstr = '{NULL_MARK}', allow_quoted_nulls = false, "
             "auto_detect = false, strict_mode = true, null_padding = false, "
-            f"allow_quoted_nulls = {'false' if all_text else 'true'}, "
             f"max_line_size = {limit}, buffer_size = {limit}, columns = {{{columns}}})"
         )
+
+    def _encoded(self, rows: list[list[str]]) -> str:
+        """Rows as the text DuckDB reads from the pipe: values separated by DELIMITER,
+        records ended by LF, NULL_MARK (unquoted) for NULL.
+
+        Most batches hold none of those characters nor a quote or CR in any value: then
+        the values are simply joined (C code, no Python per value). Otherwise every
+        value is quoted, with its quotes doubled, except a NULL of a typed column.
+        """
+        if not rows:
+            return ""
+        text = "\n".join(map(DELIMITER.join, rows)) + "\n"
+        if (
+            '"' not in text
+            and "\r" not in text
+            and text.count("\n") == len(rows)
+            and text.count(DELIMITER) == len(rows) * (self._width - 1)
+            and (NULL_MARK not in text if self._all_text else self._marks_only(text, rows))
+        ):
+            return text
+        typed = [kind is not TEXT for kind in self._types]
+        return "".join(
+            DELIMITER.join(
+                NULL_MARK if is_typed and value == NULL_MARK
+                else '"' + value.replace('"', '""') + '"'
+                for is_typed, value in zip(typed, row, strict=True)
+            ) + "\n"
+            for row in rows
+        )
+
+    def _marks_only(self, text: str, rows: list[list[str]]) -> bool:
+        """Whether every NULL_MARK in `text` is a NULL of a typed column."""
+        marks = text.count(NULL_MARK)
+        if not marks:
+            return True
+        typed = [index for index, kind in enumerate(self._types) if kind is not TEXT]
+        return marks == sum(row[index] == NULL_MARK for row in rows for index in typed)
 
 
 class _Converter:
@@ -332,7 +428,10 @@ class _Converter:
         out = list(fields)
         for index, kind in enumerate(self._types):
             value = fields[index]
-            if kind is TEXT or value == "":
+            if kind is TEXT:
+                continue
+            if value == "":
+                out[index] = NULL_MARK
                 continue
             converted = kind.convert(value)
             if converted is None:
@@ -348,11 +447,18 @@ class _Converter:
         return out
 
 
-def _chain(
-    first: Iterator[tuple[int, list[str]]], rest: Iterator[tuple[int, list[str]]]
-) -> Iterator[tuple[int, list[str]]]:
-    yield from first
-    yield from rest
+def _lines_of(record: list[str]) -> int:
+    """How many lines a record spans: one, plus the line breaks inside its values."""
+    breaks = 0
+    for value in record:
+        if "\n" in value or "\r" in value:
+            breaks += value.count("\n") + value.count("\r") - value.count("\r\n")
+    return 1 + breaks
+
+
+def _line_after(start: int, records: list[list[str]]) -> int:
+    """The line after `records`, which start on line `start`."""
+    return start + sum(map(_lines_of, records))
 
 
 def record_bytes(spec: ReadSpec) -> int:

@@ -42,7 +42,10 @@ see another's data:
 - Belt and braces: a database that saw anything but a clean end or a
   TransformError (an invalidated database, a bug) is closed, not reused, and
   every database is retired after `MAX_USES` transforms, which bounds whatever
-  DuckDB might keep between queries.
+  DuckDB might keep between queries. A database that read a large input
+  through a pipe is closed too (`Workspace.retire`): DuckDB kept some 20 MiB
+  after such a scan, and making a database (20 ms) is little next to the
+  transform of a large input.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import duckdb
 
@@ -166,33 +170,45 @@ atexit.register(close_idle)
 @contextmanager
 def connect(limits: Limits) -> Iterator[duckdb.DuckDBPyConnection]:
     """A new connection to a locked database with the sandbox settings, for one transform."""
-    with session(limits) as (con, _directory):
-        yield con
+    with session(limits) as work:
+        yield work.con
+
+
+@dataclass
+class Workspace:
+    """What one transform gets: a connection, its database's private directory, and
+    `retire`: set it to have the database closed afterwards rather than reused (a
+    database that read a large input through a pipe keeps 20 MiB and more)."""
+
+    con: duckdb.DuckDBPyConnection
+    directory: str
+    retire: bool = False
 
 
 @contextmanager
-def session(limits: Limits) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+def session(limits: Limits) -> Iterator[Workspace]:
     """A new connection to a locked database, and the database's private directory.
 
     The connection is closed at the end; its database is reused only when the
-    block ended normally or with a TransformError. Whatever the transform left
-    in the directory is removed.
+    block ended normally or with a TransformError, and was not retired. Whatever
+    the transform left in the directory is removed.
     """
     key = (limits.memory_limit_mb, limits.threads)
     database = _take(key, limits)
     database.uses += 1
     reusable = False
+    work: Workspace | None = None
     try:
-        con = database.root.cursor()
+        work = Workspace(database.root.cursor(), database.directory)
         try:
-            yield con, database.directory
+            yield work
             reusable = True
         except TransformError:
             reusable = True
             raise
         finally:
-            con.close()
-            reusable = _emptied(database.directory) and reusable
+            work.con.close()
+            reusable = _emptied(database.directory) and reusable and not work.retire
     finally:
         if reusable:
             _give_back(key, database)
