@@ -42,6 +42,7 @@ import csv
 import io
 import itertools
 import threading
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import duckdb
@@ -50,7 +51,7 @@ from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.decoding import Utf8Reader
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.inference import TEXT, ColumnType, infer_types
-from doorvoer.transforms.pipes import Pipe
+from doorvoer.transforms.pipes import NULL, NULL_MARK, Feed, encode_rows, identifier, view_sql
 from doorvoer.transforms.spec import ReadSpec
 
 # A record spanning several lines may be at most this long: a quoted value that
@@ -63,9 +64,6 @@ MAX_COLUMNS = 2048
 # Text decoded, and records parsed and written to the pipe, at a time.
 READ_BYTES = 64 * 1024
 BATCH_RECORDS = 1024
-# What separates values, and stands for NULL, in the text DuckDB reads (see _encoded).
-DELIMITER = "\x1f"  # ASCII's unit separator
-NULL_MARK = "\x1e"  # ASCII's record separator
 # The first this many bytes are read before the query starts: the types are
 # inferred from their rows (with `infer`), and an input that ends within them
 # becomes a table, without a pipe or a thread (most files are small).
@@ -107,16 +105,14 @@ class CsvInput:
             strict=False,
         )
         self.rows_read = 0
-        self.failure: BaseException | None = None
+        self._failure: BaseException | None = None
         self.columns: list[str] = []
         self._types: list[ColumnType] = []
         self._width = 0
         self._convert: _Converter | None = None
         self._first: list[list[str]] = []  # checked rows read before the thread starts
         self._whole = False  # _first holds every row of the input
-        self._pipe: Pipe | None = None
-        self._thread: threading.Thread | None = None
-        self._abandon = threading.Event()
+        self._feed: Feed | None = None
         try:
             self._begin()
         except TransformError as exc:
@@ -175,41 +171,64 @@ class CsvInput:
         if self._whole:
             self._table(con)
             return
-        self._pipe = Pipe(directory)
-        con.execute(self._view_sql(self._pipe.path))
-        self._thread = threading.Thread(target=self._feed, name="csv-input", daemon=True)
-        self._thread.start()
+        self._feed = Feed(directory, self._chunks())
+        limit = 2 * self._record_limit + RECORD_SLACK_BYTES  # quotes doubled, at most
+        self._feed.start(con, view_sql(self._feed.pipe.path, self.columns,
+                                       [kind.duckdb for kind in self._types], limit))
 
     @property
     def streams(self) -> bool:
         """Whether the rows go through a pipe (a large input) rather than a table."""
-        return self._pipe is not None
+        return self._feed is not None
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What went wrong with the input (its data, or the source's own error)."""
+        if self._failure is None and self._feed is not None and self._feed.failure is not None:
+            failure = self._feed.failure
+            if not isinstance(failure, TransformError) and self._text.failure is not None:
+                failure = self._text.failure
+            self._failure = failure
+        return self._failure
 
     def kick(self) -> None:
         """The deadline passed: let go of any open of the pipe that waits."""
-        if self._pipe is not None:
-            self._pipe.kick()
+        if self._feed is not None:
+            self._feed.pipe.kick()
 
     def drain(self) -> None:
         """The query is over: read what it left unread, to validate and count it all."""
-        self._wait()
+        if self._feed is not None:
+            self._feed.wait()
         if self.failure is not None:
             raise self.failure
 
     def abandon(self) -> None:
         """The query failed: stop reading, keep a failure found so far."""
-        self._abandon.set()
-        self._wait()
+        if self._feed is not None:
+            self._feed.abandoned.set()
+            self._feed.wait()
 
     def close(self) -> None:
         """Let go of the pipe, the thread, the text: the transform is over."""
-        self._abandon.set()
-        self._wait()
-        if self._pipe is not None:
-            self._pipe.close()
-            self._pipe = None
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
         self._first = []
         self._text.close()
+
+    def _chunks(self) -> Iterator[bytes]:
+        """The rows for the pipe as text for DuckDB, read and checked as they are taken."""
+        rows, self._first = self._first, []
+        for start in range(0, len(rows), BATCH_RECORDS):
+            yield encode_rows(rows[start : start + BATCH_RECORDS])
+        del rows
+        end = False
+        while not end:
+            start, batch, end = self._read_batch()
+            checked = self._checked(start, batch)
+            feed = self._feed
+            yield b"" if feed is None or feed.pipe.stopped else encode_rows(checked)
 
     # reading and checking
 
@@ -296,40 +315,9 @@ class CsvInput:
             value = f"unnest(${index + 1}::VARCHAR[])"
             if kind is not TEXT:
                 value = f"nullif({value}, '{NULL_MARK}')::{kind.duckdb}"
-            parts.append(f"{value} AS {_identifier(title)}")
+            parts.append(f"{value} AS {identifier(title)}")
         parameters = columns if columns is not None else [[] for _ in self.columns]
         con.execute("CREATE TEMP TABLE input AS SELECT " + ", ".join(parts), parameters)
-
-    # the thread that reads and writes
-
-    def _feed(self) -> None:
-        pipe = self._pipe
-        assert pipe is not None
-        try:
-            self._feed_rows(pipe)
-        except TransformError as exc:
-            self._fail(exc)
-        except BaseException as exc:  # noqa: BLE001 - the source's own errors pass through
-            self._fail(self._text.failure if self._text.failure is not None else exc)
-        finally:
-            pipe.end()
-
-    def _feed_rows(self, pipe: Pipe) -> None:
-        rows, self._first = self._first, []
-        for start in range(0, len(rows), BATCH_RECORDS):
-            if not pipe.stopped:
-                pipe.write(self._encoded(rows[start : start + BATCH_RECORDS]).encode())
-        del rows
-        end = False
-        while not end and not self._abandon.is_set():
-            start, batch, end = self._read_batch()
-            checked = self._checked(start, batch)
-            if not pipe.stopped:
-                pipe.write(self._encoded(checked).encode())
-
-    @property
-    def _all_text(self) -> bool:
-        return all(kind is TEXT for kind in self._types)
 
     # errors
 
@@ -341,81 +329,9 @@ class CsvInput:
         return TransformError("csv", f"line {line}: the text cannot be read as CSV", line=line)
 
     def _fail(self, failure: BaseException) -> BaseException:
-        if self.failure is None:
-            self.failure = failure
-        return self.failure
-
-    def _wait(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        if self._pipe is not None:
-            self._pipe.finish(thread)
-        thread.join()
-        self._thread = None
-
-    # the view
-
-    def _view_sql(self, path: str) -> str:
-        """The view `input` over the pipe (see _encoded for what DuckDB reads there)."""
-        internal = [f"c{i}" for i in range(1, self._width + 1)]
-        columns = ", ".join(
-            f"{_literal(name)}: {_literal(kind.duckdb)}"
-            for name, kind in zip(internal, self._types, strict=True)
-        )
-        selected = ", ".join(
-            f"{name} AS {_identifier(title)}"
-            for name, title in zip(internal, self.columns, strict=True)
-        )
-        # A record of ours is at most twice one of the input (quotes doubled). DuckDB
-        # reads the pipe in buffers of this size: its default (16 times the longest
-        # line, 32 MiB) and `parallel = false` (which keeps every buffer it read)
-        # each cost a 50 MiB stream 45 MiB more at the peak.
-        limit = 2 * self._record_limit + RECORD_SLACK_BYTES
-        return (
-            f"CREATE TEMP VIEW input AS SELECT {selected} FROM read_csv({_literal(path)}, "
-            f"header = false, delim = '{DELIMITER}', quote = '\"', escape = '\"', "
-            f"new_line = '\\n', nullstr = '{NULL_MARK}', allow_quoted_nulls = false, "
-            "auto_detect = false, strict_mode = true, null_padding = false, "
-            f"max_line_size = {limit}, buffer_size = {limit}, columns = {{{columns}}})"
-        )
-
-    def _encoded(self, rows: list[list[str]]) -> str:
-        """Rows as the text DuckDB reads from the pipe: values separated by DELIMITER,
-        records ended by LF, NULL_MARK (unquoted) for NULL.
-
-        Most batches hold none of those characters nor a quote or CR in any value: then
-        the values are simply joined (C code, no Python per value). Otherwise every
-        value is quoted, with its quotes doubled, except a NULL of a typed column.
-        """
-        if not rows:
-            return ""
-        text = "\n".join(map(DELIMITER.join, rows)) + "\n"
-        if (
-            '"' not in text
-            and "\r" not in text
-            and text.count("\n") == len(rows)
-            and text.count(DELIMITER) == len(rows) * (self._width - 1)
-            and (NULL_MARK not in text if self._all_text else self._marks_only(text, rows))
-        ):
-            return text
-        typed = [kind is not TEXT for kind in self._types]
-        return "".join(
-            DELIMITER.join(
-                NULL_MARK if is_typed and value == NULL_MARK
-                else '"' + value.replace('"', '""') + '"'
-                for is_typed, value in zip(typed, row, strict=True)
-            ) + "\n"
-            for row in rows
-        )
-
-    def _marks_only(self, text: str, rows: list[list[str]]) -> bool:
-        """Whether every NULL_MARK in `text` is a NULL of a typed column."""
-        marks = text.count(NULL_MARK)
-        if not marks:
-            return True
-        typed = [index for index, kind in enumerate(self._types) if kind is not TEXT]
-        return marks == sum(row[index] == NULL_MARK for row in rows for index in typed)
+        if self._failure is None:
+            self._failure = failure
+        return self._failure
 
 
 class _Converter:
@@ -431,7 +347,7 @@ class _Converter:
             if kind is TEXT:
                 continue
             if value == "":
-                out[index] = NULL_MARK
+                out[index] = NULL
                 continue
             converted = kind.convert(value)
             if converted is None:
@@ -480,14 +396,6 @@ def _too_long(line: int, limit: int) -> TransformError:
         "(is a closing quote missing?)",
         line=line,
     )
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _column_names(header: list[str]) -> list[str]:
