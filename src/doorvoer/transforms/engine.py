@@ -143,19 +143,15 @@ def _run(
             else JsonInput(read, source, deadline)
         )
         try:
-            if isinstance(data, CsvInput):
-                data.attach(con, work.directory)
-                work.retire = data.streams
-                if not data.empty:
-                    _check_one_scan(con, transform.sql)
-            elif data.arrow is not None:
-                con.register("input", data.arrow)
+            data.attach(con, work.directory)
+            work.retire = data.streams
+            if not data.empty:
+                _check_one_scan(con, transform.sql)
             writer = make_writer(write, sink)
 
             def interrupt() -> None:
                 con.interrupt()
-                if isinstance(data, CsvInput):
-                    data.kick()
+                data.kick()
 
             with deadline.interrupting(interrupt):
                 columns = _execute(con, transform.sql, data, writer, deadline, limits)
@@ -264,8 +260,7 @@ def _query_failure(
     limits: Limits,
 ) -> BaseException:
     """What to raise for a failed query: the input's own failure comes first."""
-    if isinstance(data, CsvInput):
-        data.abandon()  # the reading thread is done with what it found
+    data.abandon()  # the reading thread is done with what it found
     if data.failure is not None:
         return data.failure
     if failure is None:

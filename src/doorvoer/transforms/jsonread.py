@@ -3,8 +3,8 @@
 The columns are the union of the keys of all records, in the order they first
 appear; a record without a key has NULL there. Since the last record may add a
 key, all records are read before the query starts: they are held in memory as
-Arrow columns (compact, not as Python objects), and the input may be at most
-`MAX_JSON_BYTES`.
+the text DuckDB will read from a pipe (see pipes.py: compact, not as Python
+objects), and the input may be at most `MAX_JSON_BYTES`.
 
 Types follow the JSON: true/false are BOOLEAN, whole numbers BIGINT (DOUBLE
 when the column also has fractions), other numbers DOUBLE, strings VARCHAR.
@@ -26,15 +26,16 @@ from collections.abc import Iterator
 from enum import IntEnum
 from typing import BinaryIO
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 
 from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.decoding import Utf8Reader
 from doorvoer.transforms.errors import TransformError
+from doorvoer.transforms.pipes import NULL, Feed, encode_rows, view_sql
 from doorvoer.transforms.spec import ReadSpec
 
 MAX_JSON_BYTES = 256 * 1_048_576
+RECORD_SLACK_BYTES = 64 * 1024
 BATCH_RECORDS = 10_000
 _CHUNK = 1 << 20
 _WHITESPACE = " \t\n\r"
@@ -52,19 +53,19 @@ class Kind(IntEnum):
     TEXT = 6
 
 
-_ARROW_TYPES = {
-    Kind.NULL: pa.string(),
-    Kind.BOOL: pa.bool_(),
-    Kind.INT: pa.int64(),
-    Kind.FLOAT: pa.float64(),
-    Kind.STR: pa.string(),
-    Kind.JSON: pa.string(),
-    Kind.TEXT: pa.string(),
+_DUCKDB_TYPES = {
+    Kind.NULL: "VARCHAR",
+    Kind.BOOL: "BOOLEAN",
+    Kind.INT: "BIGINT",
+    Kind.FLOAT: "DOUBLE",
+    Kind.STR: "VARCHAR",
+    Kind.JSON: "VARCHAR",
+    Kind.TEXT: "VARCHAR",
 }
 
 
 class JsonInput:
-    """The records of a JSON or JSON Lines stream as one Arrow table."""
+    """The records of a JSON or JSON Lines stream, read whole, for the view `input`."""
 
     def __init__(self, spec: ReadSpec, source: BinaryIO, deadline: Deadline) -> None:
         self._deadline = deadline
@@ -92,21 +93,50 @@ class JsonInput:
             self.failure = text.failure
         if self.failure is not None:
             raise self.failure
-        self.arrow: pa.Table | None = self._columns.table()
-        self.columns: list[str] = [] if self.arrow is None else self.arrow.column_names
+        self.columns: list[str] = list(self._columns.kinds)
         self.rows_read = self._columns.rows
+        self._feed: Feed | None = None
 
     @property
     def empty(self) -> bool:
         """No columns: the input has no record (or none with a key)."""
-        return self.arrow is None
+        return not self.columns
+
+    @property
+    def streams(self) -> bool:
+        return self._feed is not None
+
+    def attach(self, con: duckdb.DuckDBPyConnection, directory: str) -> None:
+        """Make the view `input` on `con` over a pipe that a thread writes the rows into."""
+        if self.empty:
+            return
+        self._feed = Feed(directory, self._columns.text())
+        types = [_DUCKDB_TYPES[kind] for kind in self._columns.kinds.values()]
+        self._feed.start(con, view_sql(self._feed.pipe.path, self.columns, types,
+                                       self._columns.longest_row + RECORD_SLACK_BYTES))
+
+    def kick(self) -> None:
+        if self._feed is not None:
+            self._feed.pipe.kick()
 
     def drain(self) -> None:
         """Nothing is left unread: the records were all read up front."""
+        if self._feed is not None:
+            self._feed.wait()
+            if self._feed.failure is not None:
+                raise self._feed.failure
+
+    def abandon(self) -> None:
+        if self._feed is not None:
+            self._feed.abandoned.set()
+            self._feed.wait()
 
     def close(self) -> None:
         """Let go of the records: the transform is over."""
-        self.arrow = None
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+        self._columns = _Columns()
 
     def _collect(self, records: Iterator[list[dict[str, object]]]) -> None:
         for batch in records:
@@ -115,44 +145,71 @@ class JsonInput:
 
 
 class _Columns:
-    """Record batches turned into typed Arrow columns, unified at the end."""
+    """Record batches as the text DuckDB reads, and each column's type, unified at the end.
+
+    A batch is stored with as many columns as were known then; a key that comes
+    later makes the earlier rows one NULL longer when they are written out. A
+    batch whose values need quotes is kept as rows (rare): its text is made then.
+    """
 
     def __init__(self) -> None:
         self.rows = 0
-        self._kinds: dict[str, Kind] = {}
-        self._chunks: dict[str, list[tuple[int, Kind, pa.Array]]] = {}
-        self._sizes: list[int] = []
+        self.kinds: dict[str, Kind] = {}
+        self.longest_row = 0
+        self._batches: list[tuple[int, bytes | None, list[tuple[str, ...]] | None]] = []
 
     def add(self, records: list[dict[str, object]]) -> None:
-        batch_index = len(self._sizes)
-        self._sizes.append(len(records))
         self.rows += len(records)
-        keys: dict[str, None] = {}
         for record in records:
-            keys.update(dict.fromkeys(record))
-        for key in keys:
+            for key in record:
+                if key not in self.kinds:
+                    self.kinds[key] = Kind.NULL
+        columns = []
+        for key in self.kinds:
             values = [record.get(key) for record in records]
-            kind = Kind.NULL
+            kind = self.kinds[key]
             for value in values:
                 kind = _merge(kind, _kind_of(value))
-            self._kinds[key] = _merge(self._kinds.get(key, Kind.NULL), kind)
-            array = _to_arrow(values, kind)
-            self._chunks.setdefault(key, []).append((batch_index, kind, array))
+            self.kinds[key] = kind
+            columns.append([_text(value) for value in values])
+        rows = list(zip(*columns, strict=True))
+        try:
+            data = encode_rows(rows)  # type: ignore[arg-type]
+        except UnicodeEncodeError:
+            raise TransformError(
+                "json", "a string holds an unpaired surrogate escape (\\ud800-\\udfff)"
+            ) from None
+        quoted = b'"' in data
+        # the longest record (of a quoted batch, no more than the batch)
+        longest = len(data) if quoted else max(map(len, data.split(b"\n")))
+        self.longest_row = max(self.longest_row, longest)
+        if quoted:  # kept as rows (see above)
+            self._batches.append((len(columns), None, rows))
+        else:
+            self._batches.append((len(columns), data, None))
 
-    def table(self) -> pa.Table | None:
-        if not self._kinds:
-            return None
-        columns = []
-        for key, kind in self._kinds.items():
-            present = {index: (chunk_kind, array) for index, chunk_kind, array in self._chunks[key]}
-            parts = []
-            for index, size in enumerate(self._sizes):
-                if index in present:
-                    parts.append(_convert(*present[index], kind))
-                else:
-                    parts.append(pa.nulls(size, _ARROW_TYPES[kind]))
-            columns.append(pa.chunked_array(parts, _ARROW_TYPES[kind]))
-        return pa.Table.from_arrays(columns, names=list(self._kinds))
+    def text(self) -> Iterator[bytes]:
+        """The rows, batch by batch, each as long as there are columns."""
+        width = len(self.kinds)
+        for columns, data, rows in self._batches:
+            missing = width - columns
+            if data is not None:
+                yield data.replace(b"\n", b"\x1f\x1e" * missing + b"\n") if missing else data
+            elif rows is not None:
+                yield encode_rows([list(row) + [NULL] * missing for row in rows])
+
+
+def _text(value: object) -> str:
+    """A JSON value as the text DuckDB reads: NULL, or its JSON text (strings as they are)."""
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return _json_text(value)
 
 
 def _kind_of(value: object) -> Kind:
@@ -181,38 +238,6 @@ def _merge(a: Kind, b: Kind) -> Kind:
 
 def _json_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
-
-
-def _to_arrow(values: list[object], kind: Kind) -> pa.Array:
-    if kind == Kind.JSON:
-        values = [None if value is None else _json_text(value) for value in values]
-    elif kind == Kind.TEXT:
-        values = [
-            value if value is None or isinstance(value, str) else _json_text(value)
-            for value in values
-        ]
-    try:
-        return pa.array(values, _ARROW_TYPES[kind])
-    except UnicodeEncodeError:
-        pass
-    raise TransformError("json", "a string holds an unpaired surrogate escape (\\ud800-\\udfff)")
-
-
-def _convert(kind: Kind, array: pa.Array, target: Kind) -> pa.Array:
-    """One batch's column in the column's final type."""
-    if kind == target:
-        return array
-    if kind == Kind.NULL:
-        return pa.nulls(len(array), _ARROW_TYPES[target])
-    if target == Kind.FLOAT:
-        return pc.cast(array, pa.float64())
-    if kind == Kind.FLOAT:
-        return pa.array(
-            [None if value is None else _json_text(value) for value in array.to_pylist()],
-            pa.string(),
-        )
-    # BOOL and INT cast to their JSON text; STR and JSON already are text.
-    return pc.cast(array, pa.string())
 
 
 # the three ways records arrive
