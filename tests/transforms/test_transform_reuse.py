@@ -227,6 +227,16 @@ def test_a_database_that_read_a_large_input_is_retired() -> None:
     assert sandbox.idle_databases() == 1
 
 
+def test_a_database_that_read_a_large_json_input_is_retired() -> None:
+    small = b'[{"n": 1}]'
+    large = b"\n".join(b'{"n": %d, "text": "regel %d"}' % (i, i) for i in range(60_000))
+    assert rows(small, read={"format": "json"}) == [{"n": 1}]
+    assert sandbox.idle_databases() == 1  # a small input: the database is reused
+    result, _ = transform(large, "SELECT count(*) AS n FROM input", read={"format": "jsonl"})
+    assert result.rows_in == 60_000
+    assert sandbox.idle_databases() == 0
+
+
 def test_concurrent_transforms_each_see_their_own_input() -> None:
     failures: list[str] = []
 

@@ -177,8 +177,9 @@ class CsvInput:
                                        [kind.duckdb for kind in self._types], limit))
 
     @property
-    def streams(self) -> bool:
-        """Whether the rows go through a pipe (a large input) rather than a table."""
+    def large(self) -> bool:
+        """Large enough that the database that read it is not reused (see sandbox.py):
+        the rows went through a pipe, not a table."""
         return self._feed is not None
 
     @property

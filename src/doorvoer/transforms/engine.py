@@ -144,7 +144,7 @@ def _run(
         )
         try:
             data.attach(con, work.directory)
-            work.retire = data.streams
+            work.retire = data.large
             if not data.empty:
                 _check_one_scan(con, transform.sql)
             writer = make_writer(write, sink)

@@ -36,6 +36,7 @@ from doorvoer.transforms.spec import ReadSpec
 
 MAX_JSON_BYTES = 256 * 1_048_576
 RECORD_SLACK_BYTES = 64 * 1024
+LARGE_BYTES = 1 << 20
 BATCH_RECORDS = 10_000
 _CHUNK = 1 << 20
 _WHITESPACE = " \t\n\r"
@@ -103,8 +104,9 @@ class JsonInput:
         return not self.columns
 
     @property
-    def streams(self) -> bool:
-        return self._feed is not None
+    def large(self) -> bool:
+        """Large enough that the database that read it is not reused (see sandbox.py)."""
+        return self._columns.size > LARGE_BYTES
 
     def attach(self, con: duckdb.DuckDBPyConnection, directory: str) -> None:
         """Make the view `input` on `con` over a pipe that a thread writes the rows into."""
@@ -156,6 +158,7 @@ class _Columns:
         self.rows = 0
         self.kinds: dict[str, Kind] = {}
         self.longest_row = 0
+        self.size = 0  # of the text
         self._batches: list[tuple[int, bytes | None, list[tuple[str, ...]] | None]] = []
 
     def add(self, records: list[dict[str, object]]) -> None:
@@ -179,6 +182,7 @@ class _Columns:
             raise TransformError(
                 "json", "a string holds an unpaired surrogate escape (\\ud800-\\udfff)"
             ) from None
+        self.size += len(data)
         quoted = b'"' in data
         # the longest record (of a quoted batch, no more than the batch)
         longest = len(data) if quoted else max(map(len, data.split(b"\n")))
