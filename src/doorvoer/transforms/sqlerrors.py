@@ -63,12 +63,21 @@ _CLASS_KINDS: list[tuple[type[BaseException], str]] = [
 
 
 def map_error(
-    exc: BaseException, sql: str, limits: Limits, *, input_empty: bool = False
+    exc: BaseException,
+    sql: str,
+    limits: Limits,
+    *,
+    input_empty: bool = False,
+    sql_line: int = 1,
 ) -> TransformError:
-    """The TransformError for a DuckDB error (raised directly or through pyarrow)."""
+    """The TransformError for a DuckDB error.
+
+    `sql_line` is the line where `sql` starts in the statement that ran (the
+    writer's statement around it has a line of its own before it).
+    """
     message = str(exc)
     kind = _kind(exc, message)
-    line, column = _location(message, sql)
+    line, column = _location(message, sql, sql_line)
     where = f" at line {line}, column {column}" if line is not None else ""
 
     def sql_error(detail: str) -> TransformError:
@@ -123,14 +132,15 @@ def _known_kind(kind: str) -> str:
     return kind if kind in known else "unknown"
 
 
-def _location(message: str, sql: str) -> tuple[int | None, int | None]:
+def _location(message: str, sql: str, sql_line: int = 1) -> tuple[int | None, int | None]:
     """Line and column in `sql` of DuckDB's caret, if the message has one."""
     match = _LOCATION.search(message)
     if not match:
         return None, None
-    line = int(match.group(1))
+    shown_line = int(match.group(1))
+    line = shown_line - sql_line + 1
     shown = match.group(2)
-    caret = len(match.group(3)) - len(f"LINE {line}: ")
+    caret = len(match.group(3)) - len(f"LINE {shown_line}: ")
     lines = sql.splitlines()
     if not 1 <= line <= len(lines):
         return None, None
