@@ -13,11 +13,12 @@ import ctypes.util
 import datetime as dt
 import json
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+import _duckdb
 import duckdb
 import pyarrow as pa
 
@@ -55,6 +56,23 @@ def _libc_names() -> Iterator[str]:
 _LIBC = _glibc()
 
 
+def _duckdb_mallctl() -> Callable[..., int] | None:
+    """mallctl of DuckDB's own allocator, a jemalloc built into its module (symbols
+    prefixed duckdb_je_), if this build has one."""
+    try:
+        mallctl = ctypes.CDLL(_duckdb.__file__).duckdb_je_mallctl
+    except (OSError, AttributeError, TypeError):
+        return None
+    mallctl.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                        ctypes.c_size_t]
+    mallctl.restype = ctypes.c_int
+    return mallctl
+
+
+_DUCKDB_MALLCTL = _duckdb_mallctl()
+_ALL_ARENAS = 4096  # jemalloc's MALLCTL_ARENAS_ALL
+
+
 @dataclass
 class TransformResult:
     rows_in: int
@@ -63,10 +81,12 @@ class TransformResult:
 
 
 def release_memory() -> None:
-    """Give the memory that finished transforms freed back to the system: Arrow's pool
-    and glibc's heap keep freed pages for reuse (tens of MiB after a large file). For a
-    worker that goes idle; it costs a few milliseconds."""
+    """Give the memory that finished transforms freed back to the system: Arrow's pool,
+    DuckDB's allocator and glibc's heap keep freed pages for reuse (tens of MiB after a
+    large file). For a worker that goes idle; it costs a few milliseconds."""
     pa.default_memory_pool().release_unused()
+    if _DUCKDB_MALLCTL is not None:
+        _DUCKDB_MALLCTL(f"arena.{_ALL_ARENAS}.purge".encode(), None, None, None, 0)
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
