@@ -6,18 +6,24 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
+from unittest import mock
 
-import pyarrow as pa
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doorvoer.transforms import writers
-from doorvoer.transforms.spec import WriteSpec
-from doorvoer.transforms.writers import CsvWriter, make_writer
+from doorvoer.transforms import (
+    ReadSpec,
+    TransformResult,
+    TransformSpec,
+    WriteSpec,
+    run_transform,
+    writers,
+)
 
-from .helpers import failure, transform
+from .helpers import Source, failure, stream, transform
 
 TYPED = """
 SELECT 1 AS int, 12.50::DECIMAL(10,2) AS dec, 0::DECIMAL(18,4) AS zero,
@@ -187,13 +193,27 @@ def test_nested_and_other_types() -> None:
     assert output.decode().startswith('"[1,2]","{""k"":1.50,""d"":""2024-01-02""}",')
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
+def _string(value: str | None) -> str:
+    """SQL for a string, made without the code under test (from its UTF-8 bytes)."""
+    if value is None:
+        return "NULL::VARCHAR"
+    return f"decode(from_hex('{value.encode().hex()}'))"
 
-    def write(self, data: bytes | memoryview) -> int:
-        self.data += data
-        return len(data)
+
+def _select(rows: Sequence[Sequence[str]], names: Sequence[str]) -> str:
+    """SELECT the rows of SQL values, in order; no rows when there are none."""
+    if not rows:
+        return f"SELECT {', '.join(f'NULL::VARCHAR AS {n}' for n in names)} WHERE false"
+    values = ", ".join("(" + ", ".join(row) + ")" for row in rows)
+    return f"SELECT * FROM (VALUES {values}) AS t({', '.join(names)})"
+
+
+@contextmanager
+def _chunks(first: int, chars: int = 1) -> Iterator[None]:
+    """Rows fetched `first` at a time, then as few as `chars` of text allows (at least 1)."""
+    with mock.patch.object(writers, "FIRST_CHUNK_ROWS", first), \
+            mock.patch.object(writers, "CHUNK_CHARS", chars):
+        yield
 
 
 _CELL = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('ab;,"\r\n é€')), max_size=6))
@@ -201,37 +221,33 @@ _CELL = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('ab;,"\r\n é
 
 @settings(max_examples=300, deadline=None)
 @given(
-    rows=st.integers(min_value=1, max_value=5).flatmap(
+    table=st.integers(min_value=1, max_value=5).flatmap(
         lambda width: st.lists(st.lists(_CELL, min_size=width, max_size=width), max_size=6)
     ),
     delimiter=st.sampled_from([",", ";", "\t", "|"]),
-    split=st.integers(min_value=0, max_value=6),
+    chunk=st.integers(min_value=1, max_value=6),
 )
 def test_csv_quoting_is_pythons_minimal_quoting(
-    rows: list[list[str | None]], delimiter: str, split: int
+    table: list[list[str | None]], delimiter: str, chunk: int
 ) -> None:
-    """The Arrow-assembled CSV is byte for byte what Python's csv module writes with
+    """The CSV that DuckDB assembles is byte for byte what Python's csv module writes with
     minimal quoting (whose CR LF terminator makes it quote CR and LF, as ours does),
-    across batches, with NULL as an empty field; and it reads back as written."""
-    width = len(rows[0]) if rows else 1
+    across chunks, with NULL as an empty field; and it reads back as written."""
+    width = len(table[0]) if table else 1
     names = [f"c{i}" for i in range(width)]
-    sink = _Sink()
-    writer = CsvWriter(WriteSpec(format="csv", delimiter=delimiter, line_ending="crlf"), sink)
-    writer.begin(names)
-    for part in (rows[:split], rows[split:]):
-        columns = [pa.array([row[i] for row in part], pa.string()) for i in range(width)]
-        writer.write_batch(pa.RecordBatch.from_arrays(columns, names=names))
-    writer.finish()
-
+    sql = _select([[_string(cell) for cell in row] for row in table], names)
+    with _chunks(chunk):
+        result, output = transform(
+            b"", sql, write={"format": "csv", "delimiter": delimiter, "line_ending": "crlf"})
     expected = io.StringIO()
     oracle = csv.writer(expected, delimiter=delimiter, lineterminator="\r\n",
                         quoting=csv.QUOTE_MINIMAL)
     oracle.writerow(names)
-    oracle.writerows(rows)
-    assert sink.data.decode() == expected.getvalue()
-    assert writer.rows == len(rows)
-    back = list(csv.reader(io.StringIO(sink.data.decode(), newline=""), delimiter=delimiter))
-    assert back == [names] + [["" if cell is None else cell for cell in row] for row in rows]
+    oracle.writerows(table)
+    assert output.decode() == expected.getvalue()
+    assert result.rows_out == len(table)
+    back = list(csv.reader(io.StringIO(output.decode(), newline=""), delimiter=delimiter))
+    assert back == [names] + [["" if cell is None else cell for cell in row] for row in table]
 
 
 _TEXT = st.one_of(st.none(), st.text(max_size=5))  # any code point, controls included
@@ -239,88 +255,92 @@ _TEXT = st.one_of(st.none(), st.text(max_size=5))  # any code point, controls in
 
 @settings(max_examples=200, deadline=None)
 @given(
-    rows=st.integers(min_value=1, max_value=4).flatmap(
+    table=st.integers(min_value=1, max_value=4).flatmap(
         lambda width: st.lists(st.lists(_TEXT, min_size=width, max_size=width), max_size=6)
     ),
     numbers=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1),
                                st.floats(allow_nan=True, allow_infinity=True)),
                      min_size=6, max_size=6),
-    split=st.integers(min_value=0, max_value=6),
+    chunk=st.integers(min_value=1, max_value=6),
     lines=st.booleans(),
 )
 def test_json_objects_are_pythons_json(
-    rows: list[list[str | None]], numbers: list[int | float | None], split: int, lines: bool
+    table: list[list[str | None]], numbers: list[int | float | None], chunk: int, lines: bool
 ) -> None:
     """Each object is what Python's json writes (no ASCII escapes, no spaces), across
-    batches; NaN and infinities are null; the whole output parses back."""
-    width = len(rows[0]) if rows else 1
-    names = [f"c{i}" for i in range(width)] + ["n"]
-    ints = [n for n in numbers if not isinstance(n, float)]
+    chunks; floats are the shortest text that reads back the same, NaN and infinities
+    null; the whole output parses back."""
+    width = len(table[0]) if table else 1
+    names = [f"c{i}" for i in range(width)] + ["n", "f"]
+    ints = [n for n in numbers if not isinstance(n, float)] or [None]
     floats = [n if isinstance(n, float) else None for n in numbers]
-    sink = _Sink()
-    writer = make_writer(WriteSpec(format="jsonl" if lines else "json"), sink)
-    writer.begin(names)
-    counts = (ints or [None]) * len(rows)
-    values = [[*row, counts[i]] for i, row in enumerate(rows)]
-    for part in (values[:split], values[split:]):
-        columns = [pa.array([row[i] for row in part], pa.string()) for i in range(width)]
-        columns.append(pa.array([row[width] for row in part], pa.int64()))
-        writer.write_batch(pa.RecordBatch.from_arrays(columns, names=names))
-    writer.finish()
+    values = [[*row, ints[i % len(ints)], floats[i % len(floats)]] for i, row in enumerate(table)]
+    sql = _select([[*(_string(c) for c in row[:width]),
+                    "NULL::BIGINT" if row[width] is None else f"'{row[width]}'::BIGINT",
+                    "NULL::DOUBLE" if row[width + 1] is None else f"'{row[width + 1]!r}'::DOUBLE"]
+                   for row in values], names)
+    with _chunks(chunk):
+        _, output = transform(b"", sql, write={"format": "jsonl" if lines else "json"})
     expected = [
-        json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False, separators=(",", ":"))
+        json.dumps(dict(zip(names, [*row[:-1], _finite(row[-1])], strict=True)),
+                   ensure_ascii=False, separators=(",", ":"))
         for row in values
     ]
-    text = sink.data.decode()
+    text = output.decode()
     if lines:
         assert text == "".join(line + "\n" for line in expected)
     else:
         assert text == ("[\n" + ",\n".join(expected) + "\n]\n" if expected else "[]\n")
-    # floats: shortest text that reads back the same, non-finite as null
-    sink = _Sink()
-    writer = make_writer(WriteSpec(format="jsonl"), sink)
-    writer.begin(["f"])
-    writer.write_batch(pa.RecordBatch.from_arrays([pa.array(floats, pa.float64())], names=["f"]))
-    writer.finish()
-    assert [json.loads(line)["f"] for line in sink.data.decode().splitlines()] == [
-        f if f is not None and math.isfinite(f) else None for f in floats
-    ]
+        assert len(json.loads(text)) == len(values)
 
 
-def test_large_batches_are_written_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch larger than a slice comes out exactly as when written whole (Arrow's
-    string arrays stop at 2 GiB; a batch's text can be larger than the batch)."""
-    values = [f'waarde "{i}"\n' if i % 3 else None for i in range(1000)]
-    batch = pa.RecordBatch.from_arrays(
-        [pa.array(values, pa.string()), pa.array(range(1000), pa.int64())], names=["v", "n"]
-    )
-    outputs = []
-    for piece_bytes in (1 << 30, 1000):
-        monkeypatch.setattr(writers, "PIECE_BYTES", piece_bytes)
-        for fmt in ("csv", "json", "jsonl"):
-            sink = _Sink()
-            writer = make_writer(WriteSpec(format=fmt), sink)
-            writer.begin(["v", "n"])
-            writer.write_batch(batch)
-            writer.finish()
-            assert writer.rows == 1000
-            outputs.append(bytes(sink.data))
-    assert outputs[:3] == outputs[3:]
-    assert json.loads(outputs[1])[2] == {"v": 'waarde "2"\n', "n": 2}
-    assert len(list(writers._pieces(batch))) > 1  # it did slice
+def _finite(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def test_looking_for_characters_window_by_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A huge value is searched in windows, not copied whole: a delimiter of several
-    bytes that straddles two windows is still found."""
-    delimiter = "§".encode()  # two bytes in UTF-8
-    for window in (1, 2, 3, 5, 1 << 20):
-        monkeypatch.setattr(writers, "HOLDS_WINDOW", window)
-        for at in range(9):
-            data = b"x" * at + delimiter + b"y" * 5
-            assert writers._holds_any(memoryview(data), [delimiter, b'"'])
-            assert writers._holds_byte_of(memoryview(b"a" * at + b"\x01" + b"b"),
-                                          writers._JSON_ESCAPES)
-        assert not writers._holds_any(memoryview(b"x" * 9 + b"\xc2y"), [delimiter, b'"'])
-        assert not writers._holds_any(memoryview(b""), [delimiter])
-        assert not writers._holds_byte_of(memoryview(b"plain text"), writers._JSON_ESCAPES)
+class _Writes:
+    """A sink that keeps what it was given and the size of each write."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.sizes: list[int] = []
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        self.sizes.append(len(data))
+        return len(data)
+
+
+def _csv_out(sql: str) -> tuple[TransformResult, _Writes]:
+    sink = _Writes()
+    result = run_transform(ReadSpec(format="csv"), TransformSpec(sql=sql),
+                           WriteSpec(format="csv"), stream(Source(b"")), stream(sink))
+    return result, sink
+
+
+def test_a_large_result_is_written_in_bounded_chunks() -> None:
+    """Rows are fetched about CHUNK_CHARS of text at a time, and each chunk goes to the
+    sink in one write, so memory is bounded by a chunk, not by the result."""
+    sql = "SELECT i AS n, 'rij \"' || i AS t FROM range(100000) r(i)"
+    with _chunks(first=100, chars=64 * 1024):
+        result, sink = _csv_out(sql)
+    assert result.rows_out == 100_000
+    assert len(sink.sizes) > 20
+    assert max(sink.sizes) < 2 * 64 * 1024
+    expected = "n,t\n" + "".join(f'{i},"rij ""{i}"\n' for i in range(100_000))
+    assert sink.data == expected.encode()
+
+
+def test_a_huge_value_is_written_whole() -> None:
+    """A value of many MiB comes out exactly; the chunk after it has a single row."""
+    sql = ("SELECT 1 AS n, 'x' AS v UNION ALL SELECT 2, repeat('ab\"\n', 2000000) "
+           "UNION ALL SELECT 3, 'y' ORDER BY n")
+    big = 'ab"\n' * 2_000_000
+    with _chunks(first=2, chars=writers.CHUNK_CHARS):
+        _, sink = _csv_out(sql)
+    assert sink.data == ("n,v\n1,x\n2,\"" + big.replace('"', '""') + '"\n3,y\n').encode()
+    assert len(sink.sizes) == 3  # the header, two rows, the last row
+    _, output = transform(b"", sql, write={"format": "jsonl"})
+    assert [json.loads(line)["v"] for line in output.decode().split("\n")[:-1]] == [
+        "x", big, "y"]
+

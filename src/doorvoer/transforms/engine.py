@@ -1,8 +1,9 @@
 """Run one transform: read the input stream, run the SQL, write the output stream.
 
-Nothing is written to disk on the way. A CSV reader streams record batches
-into DuckDB, which streams its result back in batches to the writer; JSON input
-is held in memory as Arrow columns first (see `jsonread.py`).
+Nothing is written to disk on the way. A reader hands the input to DuckDB, a
+small one as a table, a large one through a pipe (see `csvread.py`, `pipes.py`);
+DuckDB streams the result back to the writer as text, a chunk of lines at a
+time (see `writers.py`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import _duckdb
 import duckdb
-import pyarrow as pa
 
 from doorvoer.transforms import sandbox
 from doorvoer.transforms.clock import Deadline
@@ -29,9 +29,10 @@ from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.jsonread import JsonInput
 from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
 from doorvoer.transforms.sqlerrors import READS_INPUT_TWICE, map_error
-from doorvoer.transforms.writers import Writer, make_writer
+from doorvoer.transforms.writers import SQL_LINE, Writer, make_writer
 
-RESULT_BATCH_ROWS = 16_384
+if TYPE_CHECKING:
+    from duckdb.sqltypes import DuckDBPyType
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -81,10 +82,9 @@ class TransformResult:
 
 
 def release_memory() -> None:
-    """Give the memory that finished transforms freed back to the system: Arrow's pool,
-    DuckDB's allocator and glibc's heap keep freed pages for reuse (tens of MiB after a
-    large file). For a worker that goes idle; it costs a few milliseconds."""
-    pa.default_memory_pool().release_unused()
+    """Give the memory that finished transforms freed back to the system: DuckDB's
+    allocator and glibc's heap keep freed pages for reuse (tens of MiB after a large
+    file). For a worker that goes idle; it costs a few milliseconds."""
     if _DUCKDB_MALLCTL is not None:
         _DUCKDB_MALLCTL(f"arena.{_ALL_ARENAS}.purge".encode(), None, None, None, 0)
     if _LIBC is not None:
@@ -242,34 +242,51 @@ def _execute(
     deadline: Deadline,
     limits: Limits,
 ) -> list[str]:
-    """Run the query and write its result; return the result's column names."""
-    failure: BaseException | None = None
-    reader: pa.RecordBatchReader | None = None
+    """Run the query and write its result; return the result's column names.
+
+    The operator's SQL is bound first, for the result's names and types (its errors
+    located in the SQL as given); then the writer's statement around it runs, and its
+    rows, a line of text each, are fetched a chunk at a time.
+    """
+    failure: duckdb.Error | None = None
+    columns: tuple[list[str], list[DuckDBPyType]] | None = None
     try:
-        reader = con.sql(sql).to_arrow_reader(RESULT_BATCH_ROWS)
+        relation = con.sql(sql)  # binds, runs nothing
+        columns = (relation.columns, relation.types)
     except duckdb.Error as exc:
         failure = exc
-    if reader is None or failure is not None:
+    if columns is None:
         raise _query_failure(failure, sql, data, deadline, limits)
-    columns = list(reader.schema.names)
+    names, types = columns
+    writer.begin(names, types)
+    statement: str | None = writer.statement(sql)
     try:
-        writer.begin(columns)
         while True:
-            batch: pa.RecordBatch | None = None
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
+            lines, failure = _fetched(con, statement, writer.chunk_rows)
+            statement = None
+            if failure is not None:
+                raise _query_failure(failure, sql, data, deadline, limits, sql_line=SQL_LINE)
+            if not lines:
                 break
-            except (duckdb.Error, pa.ArrowException, OSError) as exc:
-                failure = exc
-            if batch is None:
-                raise _query_failure(failure, sql, data, deadline, limits)
             deadline.check()
-            writer.write_batch(batch)
+            writer.write(lines)
     finally:
-        # the query is over (also when writing failed) before its connection closes
-        reader.close()
-    return columns
+        # the query is over (also when writing failed) before the input closes
+        con.close()
+    return names
+
+
+def _fetched(
+    con: duckdb.DuckDBPyConnection, statement: str | None, size: int
+) -> tuple[list[tuple[Any, ...]], duckdb.Error | None]:
+    """Run `statement`, if given, then the next `size` rows of the result; or DuckDB's
+    error, returned to be raised outside a handler (its message quotes values)."""
+    try:
+        if statement is not None:
+            con.execute(statement)
+        return con.fetchmany(size), None
+    except duckdb.Error as exc:
+        return [], exc
 
 
 def _query_failure(
@@ -278,14 +295,18 @@ def _query_failure(
     data: CsvInput | JsonInput,
     deadline: Deadline,
     limits: Limits,
+    *,
+    sql_line: int = 1,
 ) -> BaseException:
-    """What to raise for a failed query: the input's own failure comes first."""
+    """What to raise for a failed query: the input's own failure comes first.
+
+    `sql_line` is the line of the statement that ran where `sql` starts."""
     data.abandon()  # the reading thread is done with what it found
     if data.failure is not None:
         return data.failure
     if failure is None:
         return TransformError("sql", "the query failed")
-    error = map_error(failure, sql, limits, input_empty=data.empty)
+    error = map_error(failure, sql, limits, input_empty=data.empty, sql_line=sql_line)
     if error.category == "limit" or not deadline.expired:
         return error
     return deadline.error()

@@ -1,24 +1,32 @@
-"""Writers: record batches of the query result to CSV, JSON or JSON Lines bytes.
+"""Writers: the query result as CSV, JSON or JSON Lines bytes.
 
-Each batch is rendered (see `values.py`), assembled into text by Arrow's compute
-functions (fields, quotes, separators: no Python object per value), encoded and
-written to the sink in one piece, so memory stays bounded by one batch.
+DuckDB makes the text. The writer wraps the operator's SQL in a SELECT that
+renders each column (see `values.py`) and assembles each row into one CSV line
+or JSON object, so Python gets one string per row and no object per value
+(which made a large output cost 4x more than the rest of the transform).
+Python joins a chunk of rows, encodes it and writes it to the sink in one
+piece; a chunk is about CHUNK_CHARS of text, so memory stays bounded however
+large the result or a value is. A value that the output encoding cannot hold
+is located (row, column) only when that happens.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import json
-import re
-from collections.abc import Callable, Iterator
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.spec import WriteSpec
-from doorvoer.transforms.values import Kind, csv_cells, json_cells, render
+from doorvoer.transforms.values import Rendering, literal, lower_escapes, render
+
+if TYPE_CHECKING:
+    from duckdb.sqltypes import DuckDBPyType
 
 _DISPLAY = {
     "utf-8": "UTF-8",
@@ -27,13 +35,26 @@ _DISPLAY = {
     "iso8859-15": "ISO-8859-15",
 }
 
+# The operator's SQL starts on this line of the statement that runs (for error positions).
+SQL_LINE = 2
+# Rows are fetched in chunks of about this many characters of text, at most MAX_CHUNK_ROWS
+# rows; the first chunk, before the size of a row is known, has FIRST_CHUNK_ROWS.
+CHUNK_CHARS = 1_048_576
+FIRST_CHUNK_ROWS = 256
+MAX_CHUNK_ROWS = 32_768
+
+Lines = Sequence[tuple[Any, ...]]  # rows of one string, as DuckDB's fetchmany gives them
+
 
 class Writer(Protocol):
     rows: int
+    chunk_rows: int  # how many rows to fetch for the next call of write
 
-    def begin(self, names: list[str]) -> None: ...
+    def begin(self, names: list[str], types: list[DuckDBPyType]) -> None: ...
 
-    def write_batch(self, batch: pa.RecordBatch) -> None: ...
+    def statement(self, sql: str) -> str: ...
+
+    def write(self, lines: Lines) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -45,38 +66,28 @@ def make_writer(spec: WriteSpec, sink: BinaryIO) -> Writer:
 
 
 class _Encoder:
-    """Encodes text for the sink; reports the cell that the encoding cannot hold."""
+    """Encodes text for the sink; reports the value that the encoding cannot hold."""
 
     def __init__(self, sink: BinaryIO, encoding: str) -> None:
         self._sink = sink
         self._codec = codecs.lookup(encoding).name
         self._encoder = codecs.getincrementalencoder(self._codec)("strict")
-        self._utf8 = self._codec in ("utf-8", "utf-8-sig")
 
-    def write(self, data: bytes | memoryview, cells: Callable[[], list[list[str]]],
-              first_row: int) -> None:
-        """Write `data`, UTF-8 text made of `cells()` (per column) for rows from
-        `first_row` (1-based). A UTF-8 sink takes it as it is (after utf-8-sig's BOM);
-        any other encoding transcodes it, and a character it cannot hold is located."""
-        if self._utf8:
-            bom = self._encoder.encode("")  # utf-8-sig's BOM, the first time
-            if bom:
-                self._send(bom)
-            self._send(data)
-            return
-        encoded = b""
+    def write(self, text: str, locate: Callable[[], TransformError] | None = None) -> None:
+        """Write `text`; when the encoding cannot hold it, raise what `locate` says."""
+        data = b""
         failed = False
         try:
-            encoded = self._encoder.encode(bytes(data).decode("utf-8"))
+            data = self._encoder.encode(text)
         except UnicodeEncodeError:
             failed = True
-        if failed:
-            raise self._locate(cells(), first_row)
-        self._send(encoded)
+        if failed:  # raised here, not in the handler: the encoding error quotes the text
+            raise locate() if locate else self.failure()
+        self._send(data)
 
     def check_names(self, names: list[str]) -> None:
         for position, name in enumerate(names, start=1):
-            if not self._encodable(name):
+            if not self.encodable(name):
                 raise TransformError(
                     "output",
                     f"a column name cannot be written as {self.display} (column {position})",
@@ -86,7 +97,7 @@ class _Encoder:
     def finish(self) -> None:
         self._send(self._encoder.encode("", final=True))
 
-    def _send(self, data: bytes | memoryview) -> None:
+    def _send(self, data: bytes) -> None:
         """Write all of `data`, also to a raw stream that may take only part of it."""
         rest = memoryview(data)
         while rest:
@@ -101,171 +112,183 @@ class _Encoder:
     def display(self) -> str:
         return _DISPLAY.get(self._codec, self._codec)
 
-    def _encodable(self, text: str) -> bool:
+    def encodable(self, text: str) -> bool:
         try:
             text.encode(self._codec)
         except UnicodeEncodeError:
             return False
         return True
 
-    def _locate(self, cells: list[list[str]], first_row: int) -> TransformError:
-        for offset, row in enumerate(zip(*cells, strict=True)):
-            for position, cell in enumerate(row, start=1):
-                if not self._encodable(cell):
-                    number = first_row + offset
-                    return TransformError(
-                        "output",
-                        f"a value cannot be written as {self.display} "
-                        f"(row {number}, column {position})",
-                        line=number,
-                        column=position,
-                    )
+    def failure(self) -> TransformError:
         return TransformError("output", f"the output cannot be written as {self.display}")
 
-
-# A batch is assembled in slices of about this many bytes (see _pieces).
-PIECE_BYTES = 32 * 1_048_576
-HOLDS_WINDOW = 1_048_576
-_EMPTY = pa.scalar("", pa.string())
-_QUOTE = pa.scalar('"', pa.string())
-_COMMA = pa.scalar(",", pa.string())
-_OPEN_BRACE = pa.scalar("{", pa.string())
-_CLOSE_BRACE = pa.scalar("}", pa.string())
-_NULL = pa.scalar("null", pa.string())
-_NON_FINITE = pa.array(["nan", "inf", "-inf"], pa.string())
-# What Python's json escapes in a string (ensure_ascii off): quote, backslash, controls
-_JSON_ESCAPES = bytes(range(0x20)) + b'"\\'
+    def unwritable(self, row: int, values: list[str]) -> TransformError:
+        """The error for the first of a row's `values` that the encoding cannot hold."""
+        position = next((n for n, v in enumerate(values, start=1) if not self.encodable(v)), None)
+        if position is None:
+            return self.failure()
+        return TransformError(
+            "output",
+            f"a value cannot be written as {self.display} (row {row}, column {position})",
+            line=row,
+            column=position,
+        )
 
 
-class CsvWriter:
-    """CSV with minimal quoting, assembled in Arrow, a batch at a time.
+class _LineWriter:
+    """What the writers share: the statement's frame, chunks of lines to the encoder."""
 
-    A field is quoted when it holds the delimiter, a quote, CR or LF (also a bare
-    CR with LF line endings), quotes inside doubled; the only field of a row is
-    quoted when it is empty, so that the row is not a blank line. NULL is an empty
-    field. Fields and rows are joined by Arrow's compute functions: no Python
-    object per value, which made a large output cost 4x more than the rest of the
-    transform. A value that the output encoding cannot hold is located (row,
-    column) only when that happens.
+    def __init__(self, spec: WriteSpec, sink: BinaryIO) -> None:
+        self._encoder = _Encoder(sink, spec.encoding)
+        self._newline = "\r\n" if spec.line_ending == "crlf" else "\n"
+        self._renderings: list[Rendering] = []
+        self.rows = 0
+        self.chunk_rows = FIRST_CHUNK_ROWS
+
+    def _render(self, types: list[DuckDBPyType]) -> None:
+        self._renderings = [render(type_, index, f"v{index + 1}", f"t{index + 1}")
+                            for index, type_ in enumerate(types)]
+
+    def _frame(self, sql: str, line: str, k: str | None = None) -> str:
+        """SELECT `line`, over the result's columns v1.., the renderings' `pre` t1.. and
+        `k`; the operator's SQL on lines of its own from SQL_LINE, as the error
+        positions expect. (A projection of one text per column before the line would
+        hold a vector per column: a result of thousands of columns would need more
+        memory than DuckDB may use.)"""
+        names = ", ".join(f"v{n}" for n in range(1, len(self._renderings) + 1))
+        source = f"(\n{_statement_body(sql)}\n) AS q({names})"
+        pres = [f"{r.pre} AS t{n}" for n, r in enumerate(self._renderings, start=1) if r.pre]
+        if pres:
+            source = f"(SELECT {', '.join([names, *pres])} FROM {source}) AS p"
+        if k is not None:
+            source = f"(SELECT *, {k} AS k FROM {source}) AS r"
+        return f"SELECT {line} FROM {source}"
+
+    def write(self, lines: Lines) -> None:
+        texts: list[str] = [line for (line,) in lines]
+        text = self._chunk(texts)
+        self._encoder.write(text, lambda: self._locate(texts))
+        self.rows += len(texts)
+        # the next chunk: about CHUNK_CHARS, as many rows as this chunk's average size gives
+        self.chunk_rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_CHARS * len(texts) // max(len(text), 1)))
+
+    def _chunk(self, lines: list[str]) -> str:
+        """The text of a chunk of lines."""
+        raise NotImplementedError
+
+    def _values(self, line: str) -> list[str]:
+        """The text of each value of a line, to find the one the encoding cannot hold."""
+        raise NotImplementedError
+
+    def _locate(self, lines: list[str]) -> TransformError:
+        for offset, line in enumerate(lines):
+            if not self._encoder.encodable(line):
+                return self._encoder.unwritable(self.rows + offset + 1, self._values(line))
+        return self._encoder.failure()
+
+
+def _statement_body(sql: str) -> str:
+    """The operator's statement without the semicolons and comments at its end, which
+    would end the SELECT around it early (it is checked to be one statement)."""
+    data = sql.encode()
+    tokens = duckdb.tokenize(sql)
+    end = len(data)
+    for start, kind in reversed(tokens):  # token positions are byte offsets
+        semicolon = kind == duckdb.token_type.operator and data[start:end].strip() == b";"
+        if not (semicolon or kind == duckdb.token_type.comment):
+            break
+        end = start
+    return data[:end].decode()
+
+
+class CsvWriter(_LineWriter):
+    """CSV with minimal quoting, as Python's csv module writes it.
+
+    A field is quoted when it holds the delimiter, a quote, CR or LF (also a bare CR
+    with LF line endings), quotes inside doubled; the only field of a row is quoted
+    when it is empty, so that the row is not a blank line. NULL is an empty field. A
+    row whose values hold none of these (found in one pass over them all) is joined
+    as it is.
     """
 
     def __init__(self, spec: WriteSpec, sink: BinaryIO) -> None:
+        super().__init__(spec, sink)
         self._spec = spec
-        self._encoder = _Encoder(sink, spec.encoding)
-        self._terminator = "\r\n" if spec.line_ending == "crlf" else "\n"
-        self._special = "[" + re.escape(spec.delimiter) + '"\r\n]'  # for RE2: what is quoted
-        self._special_bytes = [c.encode() for c in (spec.delimiter, '"', "\r", "\n")]
-        # Python values given to Arrow's compute functions are converted on every call
-        # (which tries to import dateutil each time): the constants are made once.
-        self._delimiter = pa.scalar(spec.delimiter, pa.string())
-        self._line_end = pa.scalar(self._terminator, pa.string())
-        self.rows = 0
+        self._delimiter = spec.delimiter
 
-    def begin(self, names: list[str]) -> None:
+    def begin(self, names: list[str], types: list[DuckDBPyType]) -> None:
+        self._render(types)
         if not self._spec.header:
             return
         self._encoder.check_names(names)
         fields = [self._quoted(name, single=len(names) == 1) for name in names]
-        line = self._spec.delimiter.join(fields) + self._terminator
-        self._encoder.write(line.encode(), list, 0)  # the names were checked
+        self._encoder.write(self._delimiter.join(fields) + self._newline)  # names checked
 
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        for piece in _pieces(batch):
-            texts = [render(column, index)[0] for index, column in enumerate(piece.columns)]
-            self._write(texts, self.rows + 1)
-            self.rows += piece.num_rows
+    def statement(self, sql: str) -> str:
+        fields = [r.text for r in self._renderings]
+        # the texts that can hold what needs quotes: text, JSON, a delimiter such as "."
+        quotable = [r.chars is None or self._delimiter in r.chars for r in self._renderings]
+        delimiter = literal(self._delimiter)
+        if len(fields) == 1:
+            [field] = fields
+            line = f"CASE WHEN coalesce({field}, '') = '' THEN '\"\"' "
+            if quotable[0]:
+                line += f"WHEN {self._special(field)} THEN {self._quote(field)} "
+            return self._frame(sql, line + f"ELSE {field} END")
+        if not any(quotable):
+            return self._frame(sql, _concat(fields, delimiter))
+        # those values together in one string k: a row is searched once, most need no quotes
+        careful = [self._careful(f) if q else f for f, q in zip(fields, quotable, strict=True)]
+        line = (f"CASE WHEN {self._special('k')} THEN {_concat(careful, delimiter)} "
+                f"ELSE {_concat(fields, delimiter)} END")
+        k = [f for f, q in zip(fields, quotable, strict=True) if q]
+        return self._frame(sql, line, f"concat({', '.join(k)})")
 
     def finish(self) -> None:
         self._encoder.finish()
 
-    def _write(self, texts: list[pa.Array], first_row: int) -> None:
-        fields = [self._field(text, single=len(texts) == 1) for text in texts]
-        # field, delimiter, field, ..., field, line end: each row made in one pass
-        parts: list[pa.Array | pa.Scalar] = []
-        for field in fields:
-            parts += (field, self._delimiter)
-        parts[-1] = self._line_end
-        rows = pc.binary_join_element_wise(*parts, _EMPTY)
-        self._encoder.write(  # the rows back to back: the text
-            _string_data(rows), lambda: [csv_cells(t.to_pylist()) for t in texts], first_row)
+    def _chunk(self, lines: list[str]) -> str:
+        return self._newline.join(lines) + self._newline
 
-    def _field(self, text: pa.Array, *, single: bool) -> pa.Array:
-        """One column's fields: quoted where needed, NULL as empty."""
-        if text.null_count:
-            text = pc.fill_null(text, _EMPTY)
-        if not single and not _holds_any(_string_data(text), self._special_bytes):
-            return text  # the common case, found without a call into Arrow per rule
-        quote = pc.match_substring_regex(text, self._special)
-        if single:
-            quote = pc.or_(quote, pc.equal(pc.binary_length(text), 0))
-        doubled = pc.replace_substring(text, pattern='"', replacement='""')
-        quoted = pc.binary_join_element_wise(_QUOTE, doubled, _QUOTE, _EMPTY)
-        return pc.if_else(quote, quoted, text)
+    def _values(self, line: str) -> list[str]:
+        return next(csv.reader(io.StringIO(line, newline=""), delimiter=self._delimiter))
+
+    def _special(self, text: str) -> str:
+        return " OR ".join(f"contains({text}, {char})" for char in
+                           (literal(self._delimiter), "'\"'", "chr(10)", "chr(13)"))
+
+    def _quote(self, text: str) -> str:
+        return f"concat('\"', replace({text}, '\"', '\"\"'), '\"')"
+
+    def _careful(self, text: str) -> str:
+        return f"CASE WHEN {self._special(text)} THEN {self._quote(text)} ELSE {text} END"
 
     def _quoted(self, text: str, *, single: bool) -> str:
         """The same rule for one field of the header."""
-        if _holds_any(text.encode(), self._special_bytes) or (single and not text):
+        if any(c in text for c in (self._delimiter, '"', "\r", "\n")) or (single and not text):
             return '"' + text.replace('"', '""') + '"'
         return text
 
 
-def _pieces(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-    """The batch in slices of at most about PIECE_BYTES (no copy): Arrow's string arrays
-    hold at most 2 GiB, and the text of a batch may be several times its size (quotes
-    doubled, JSON's escapes)."""
-    if batch.num_rows == 0:
-        return
-    pieces = min(batch.num_rows, 1 + batch.nbytes // PIECE_BYTES)
-    rows = -(-batch.num_rows // pieces)  # rounded up
-    for start in range(0, batch.num_rows, rows):
-        yield batch.slice(start, rows)
+def _concat(parts: list[str], separator: str) -> str:
+    """SQL: the parts with the separator between them; NULL is nothing (concat skips it)."""
+    joined: list[str] = []
+    for part in parts:
+        joined += [part, separator]
+    return f"concat({', '.join(joined[:-1])})"
 
 
-def _holds_any(data: bytes | memoryview, needles: list[bytes]) -> bool:
-    """Whether `data` holds any of `needles`: bytes.find over copies of at most
-    HOLDS_WINDOW bytes (16x faster than a regex over the buffer; a huge value is not
-    copied whole), overlapping by the longest needle less one byte."""
-    overlap = max(len(needle) for needle in needles) - 1
-    view = memoryview(data)
-    for start in range(0, max(len(view) - overlap, 1), HOLDS_WINDOW):
-        window = bytes(view[start:start + HOLDS_WINDOW + overlap])
-        if any(window.find(needle) >= 0 for needle in needles):
-            return True
-    return False
-
-
-def _holds_byte_of(data: memoryview, chars: bytes) -> bool:
-    """Whether `data` holds any byte of `chars` (bytes.translate, window by window)."""
-    for start in range(0, len(data), HOLDS_WINDOW):
-        window = bytes(data[start:start + HOLDS_WINDOW])
-        if len(window.translate(None, chars)) != len(window):
-            return True
-    return False
-
-
-def _string_data(array: pa.Array) -> memoryview:
-    """The bytes of a string array's values, back to back (no copy)."""
-    _, offsets, data = array.buffers()
-    if data is None or len(array) == 0:
-        return memoryview(b"")
-    ends = memoryview(offsets).cast("i")
-    start, end = ends[array.offset], ends[array.offset + len(array)]
-    return memoryview(data)[start:end]
-
-
-class JsonWriter:
-    """A JSON array of objects, one per line, or JSON Lines."""
+class JsonWriter(_LineWriter):
+    """A JSON array of objects, one per line, or JSON Lines: each object as Python's json
+    writes it (no spaces, no ASCII escapes); strings are escaped by DuckDB's to_json,
+    whose few capital escapes (\\u001F) are made small in the rare rows that have one."""
 
     def __init__(self, spec: WriteSpec, sink: BinaryIO, *, lines: bool) -> None:
-        self._encoder = _Encoder(sink, spec.encoding)
+        super().__init__(spec, sink)
         self._lines = lines
-        self._newline = "\r\n" if spec.line_ending == "crlf" else "\n"
-        self._newline_scalar = pa.scalar(self._newline, pa.string())
-        self._separator = pa.scalar("," + self._newline, pa.string())
-        self._keys: list[pa.Scalar] = []
-        self.rows = 0
+        self._names: list[str] = []
 
-    def begin(self, names: list[str]) -> None:
+    def begin(self, names: list[str], types: list[DuckDBPyType]) -> None:
         seen: dict[str, int] = {}
         for position, name in enumerate(names, start=1):
             if name in seen:
@@ -277,49 +300,35 @@ class JsonWriter:
                 )
             seen[name] = position
         self._encoder.check_names(names)
-        self._keys = [pa.scalar(json.dumps(name, ensure_ascii=False) + ":", pa.string())
-                      for name in names]
+        self._names = names
+        self._render(types)
         if not self._lines:
-            self._encoder.write(b"[", list, 0)
+            self._encoder.write("[")
 
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        for piece in _pieces(batch):
-            self._write_piece(piece)
+    def statement(self, sql: str) -> str:
+        members: list[str] = []
+        for n, name in enumerate(self._names, start=1):
+            key = ("{" if n == 1 else ",") + json.dumps(name, ensure_ascii=False) + ":"
+            members += [literal(key), f"coalesce({self._renderings[n - 1].json}, 'null')"]
+        line = f"concat({', '.join(members)}, '}}')"
+        if not any(r.chars is None for r in self._renderings):
+            return self._frame(sql, line)
+        # strings, through to_json: its escapes made Python's, in a projection of their own
+        return (f"SELECT CASE WHEN contains(o, '\\u00') THEN {lower_escapes('o')} ELSE o END "
+                f"FROM ({self._frame(sql, f'{line} AS o')}) AS s")
 
-    def _write_piece(self, batch: pa.RecordBatch) -> None:
-        """The batch's objects, assembled in Arrow like CSV's rows (see CsvWriter)."""
-        members = [
-            pc.binary_join_element_wise(key, self._value(column, index), _EMPTY)
-            for index, (key, column) in enumerate(zip(self._keys, batch.columns, strict=True))
-        ]
-        objects = pc.binary_join_element_wise(*members, _COMMA)
-        # each object with what goes before it: a separator (array) or nothing (lines)
-        before, after = (_EMPTY, self._newline_scalar) if self._lines else (self._separator, _EMPTY)
-        text = _string_data(
-            pc.binary_join_element_wise(before, _OPEN_BRACE, objects, _CLOSE_BRACE, after, _EMPTY)
-        )
-        if not self._lines and self.rows == 0:
-            text = text[1:]  # the first object follows "[" on a new line, without the comma
-        self._encoder.write(text, lambda: [
-            json_cells(texts.to_pylist(), kind)
-            for texts, kind in (render(column, index) for index, column in enumerate(batch.columns))
-        ], self.rows + 1)
-        self.rows += batch.num_rows
+    def _chunk(self, lines: list[str]) -> str:
+        if self._lines:
+            return self._newline.join(lines) + self._newline
+        separator = "," + self._newline
+        # the first object follows "[" on a line of its own, the others a comma
+        return (self._newline if self.rows == 0 else separator) + separator.join(lines)
 
-    def _value(self, column: pa.Array, index: int) -> pa.Array:
-        """One column's JSON values."""
-        texts, kind = render(column, index)
-        if kind is Kind.STRING:
-            if not _holds_byte_of(_string_data(texts), _JSON_ESCAPES):  # nothing to escape
-                texts = pc.binary_join_element_wise(_QUOTE, texts, _QUOTE, _EMPTY)
-            else:  # rare: the escapes are Python's json's own
-                texts = pa.array(json_cells(texts.to_pylist(), kind), pa.string())
-        elif kind is Kind.FLOAT:
-            texts = pc.if_else(pc.is_in(texts, _NON_FINITE), _NULL, texts)
-        return pc.fill_null(texts, _NULL) if texts.null_count else texts
+    def _values(self, line: str) -> list[str]:
+        pairs: list[tuple[str, object]] = json.loads(line, object_pairs_hook=list)
+        return [json.dumps(value, ensure_ascii=False) for _, value in pairs]
 
     def finish(self) -> None:
         if not self._lines:
-            end = (self._newline if self.rows else "") + "]" + self._newline
-            self._encoder.write(end.encode(), list, 0)
+            self._encoder.write((self._newline if self.rows else "") + "]" + self._newline)
         self._encoder.finish()
