@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
+import random
+import struct
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +30,7 @@ from doorvoer.transforms import (
     writers,
 )
 
-from .helpers import Source, failure, stream, transform
+from .helpers import Source, failure, rows, stream, transform
 
 TYPED = """
 SELECT 1 AS int, 12.50::DECIMAL(10,2) AS dec, 0::DECIMAL(18,4) AS zero,
@@ -193,6 +200,68 @@ def test_nested_and_other_types() -> None:
     assert output.decode().startswith('"[1,2]","{""k"":1.50,""d"":""2024-01-02""}",')
 
 
+def test_types_that_cannot_be_written_are_named() -> None:
+    error = failure(b"", "SELECT 1 AS a, union_value(k := 1) AS u")
+    assert str(error) == (
+        "output: column 2 has a type that cannot be written (UNION); cast it in the SQL"
+    )
+    assert (error.category, error.column) == ("output", 2)
+    error = failure(b"", "SELECT [union_value(k := 1)] AS u", write={"format": "csv"})
+    assert "(UNION)" in str(error)
+
+
+def test_types_beyond_python() -> None:
+    """Values that Python's types cannot hold are written all the same (the Arrow writer
+    failed on some, or wrote infinity for year 10000)."""
+    sql = """SELECT 340282366920938463463374607431768211455::UHUGEINT AS uh,
+                    12345678901234567890123456789::BIGNUM AS big,
+                    DATE '10000-01-01' AS late, 'infinity'::TIMESTAMP_NS AS forever,
+                    TIMETZ '13:04:05.5+02:30' AS tz, TIME_NS '01:02:03.5' AS tns,
+                    '101'::BIT AS bits, '{"a": 1}'::JSON AS j,
+                    ['infinity'::DATE] AS days, [INTERVAL 1 DAY] AS ivs,
+                    [TIMESTAMP_NS '2024-01-01 00:00:00.123456789'] AS ns"""
+    assert rows(b"", sql) == [{
+        "uh": 340282366920938463463374607431768211455,
+        "big": 12345678901234567890123456789,
+        "late": "10000-01-01",
+        "forever": "infinity",
+        "tz": "13:04:05.500000+02:30",
+        "tns": "01:02:03.500000000",
+        "bits": "101",
+        "j": '{"a": 1}',
+        "days": ["infinity"],
+        "ivs": ["P1D"],
+        "ns": ["2024-01-01T00:00:00.123456789"],
+    }]
+
+
+def test_error_values_are_computed() -> None:
+    """A column that is always NULL (error() has no other type) still runs."""
+    error = failure(b"", "SELECT 1 AS n, error('x') AS e")
+    assert str(error) == "sql: invalid input"
+
+
+def test_the_end_of_the_statement() -> None:
+    """Semicolons and comments after the statement do not end the SELECT around it."""
+    for sql in ("SELECT 1 AS n;", "SELECT 1 AS n; -- done", "SELECT 1 AS n -- one",
+                "SELECT 1 AS n /* one */ ; ;", "-- a header\nSELECT 1 AS n\n;\n"):
+        assert transform(b"", sql)[1] == b'{"n":1}\n', sql
+    assert transform(b"", "SELECT ';' AS s --;")[1] == b'{"s":";"}\n'
+    assert transform(b"", "SELECT 'é;' AS s; -- é")[1] == '{"s":"é;"}\n'.encode()
+
+
+def test_errors_while_rows_are_fetched_point_into_the_sql_as_given() -> None:
+    """The SELECT around the statement adds a line before it: DuckDB's line numbers are
+    taken back to the spec's own."""
+    data = b"n\n" + b"".join(b"%d\n" % i for i in range(50_000)) + b"x\n"
+    error = failure(data, "SELECT n::INTEGER AS n FROM input; -- all")
+    assert str(error) == (
+        "sql: conversion error at line 1, column 9: a value could not be converted to INTEGER"
+    )
+    error = failure(data, "SELECT 1 AS one,\n       n::INTEGER AS n FROM input")
+    assert (error.line, error.column) == (2, 9)
+
+
 def _string(value: str | None) -> str:
     """SQL for a string, made without the code under test (from its UTF-8 bytes)."""
     if value is None:
@@ -250,6 +319,17 @@ def test_csv_quoting_is_pythons_minimal_quoting(
     assert back == [names] + [["" if cell is None else cell for cell in row] for row in table]
 
 
+@settings(max_examples=100, deadline=None)
+@given(delimiter=st.sampled_from(list("0.-:eT+ ")))
+def test_a_delimiter_inside_numbers_and_dates_is_quoted(delimiter: str) -> None:
+    sql = ("SELECT -1.5::DECIMAL(3,1) AS d, 1e-05::DOUBLE AS f, "
+           "TIMESTAMPTZ '2024-03-05 13:04:05+00' AS ts, 'x' AS t")
+    _, output = transform(b"", sql, write={"format": "csv", "delimiter": delimiter})
+    back = list(csv.reader(io.StringIO(output.decode(), newline=""), delimiter=delimiter))
+    assert back[1][:2] == ["-1.5", "1e-05"]
+    assert back[1][2].startswith("2024-03-05T")
+
+
 _TEXT = st.one_of(st.none(), st.text(max_size=5))  # any code point, controls included
 
 
@@ -298,6 +378,161 @@ def _finite(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+EDGE_FLOATS = [
+    100.0, 0.1, 1e20, 1e16, 1e15, 1e22, 1e-05, 0.0001, 1e-07, 5e-324, 2.2250738585072014e-308,
+    1.7976931348623157e308, -0.0, 0.0, 0.30000000000000004, 9007199254740993.0,
+    1234567890123456.7, 123456789012345678.0, -1.5, 2.5, 9999999999999998.0,
+    # DuckDB's own cast writes these with 17 digits (3.5840000000000002e+25)
+    3.584e25, 9.4208e25, 1.4336e26, 7.7824e25, 5.7344e26, 1.14688e27,
+]  # fmt: skip
+
+
+def _float_sql(value: float) -> str:
+    return f"'{value!r}'::DOUBLE"
+
+
+def _csv_texts(sql_values: Sequence[str]) -> list[str]:
+    """The CSV text of each of the SQL values (of one type), a row each."""
+    _, output = transform(b"", _select([[v] for v in sql_values], ["v"]),
+                          write={"format": "csv", "header": False})
+    return output.decode().split("\n")[:-1]
+
+
+def test_floats_are_pythons_shortest_text() -> None:
+    assert _csv_texts([_float_sql(v) for v in EDGE_FLOATS]) == [repr(v) for v in EDGE_FLOATS]
+    special = ["'nan'::DOUBLE", "-('nan'::DOUBLE)", "'inf'::DOUBLE", "'-inf'::DOUBLE"]
+    assert _csv_texts(special) == ["nan", "nan", "inf", "-inf"]  # not -nan
+    _, output = transform(b"", _select([[v] for v in special], ["f"]))
+    assert output == b'{"f":null}\n' * 4
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=200))
+def test_any_float_is_pythons_repr(values: list[float]) -> None:
+    assert _csv_texts([_float_sql(v) for v in values]) == [repr(v) for v in values]
+
+
+def _float32(value: float) -> float:
+    result: float = struct.unpack("f", struct.pack("f", value))[0]
+    return result
+
+
+def _float32_text(value: float) -> str:
+    """The shortest text of 1 to 9 digits that reads back as the same FLOAT, as Python
+    writes a float."""
+    for digits in range(1, 10):
+        text = f"{value:.{digits - 1}e}"
+        if _float32(float(text)) == value:
+            return repr(float(text))
+    raise AssertionError(value)
+
+
+def test_float32_is_the_shortest_text() -> None:
+    generator = random.Random(32)
+    values = [_float32(v) for v in (
+        1.5, 0.1, 16777216.0, 1e20, 3.4028235e38, 1.4e-45, 1e-05, 1e16, 123456.7, -0.0,
+        -2668849.75, -88003184.0, 24754.5625,  # DuckDB's own cast writes these with more digits
+    )] + [_float32(generator.uniform(-1, 1) * 10.0 ** generator.randint(-45, 38))
+          for _ in range(2000)]
+    sql = [f"'{v!r}'::DOUBLE::FLOAT" for v in values]
+    assert _csv_texts(sql) == [_float32_text(v) for v in values]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=1, max_value=38), st.data()), min_size=1,
+                max_size=20))
+def test_decimals_are_exact_with_their_scale(columns: list[tuple[int, st.DataObject]]) -> None:
+    sql, expected = [], []
+    for precision, data in columns:
+        scale = data.draw(st.integers(min_value=0, max_value=precision))
+        nines = "9" * (precision - scale) + "." + "9" * scale  # (Decimal's - would round)
+        value = data.draw(st.decimals(min_value=Decimal("-" + nines), max_value=Decimal(nines),
+                                      places=scale))
+        sql.append(f"'{value:f}'::DECIMAL({precision},{scale}) AS c{len(sql)}")
+        expected.append(f"{abs(value) if value == 0 else value:.{scale}f}")  # no -0.00
+    _, output = transform(b"", f"SELECT {', '.join(sql)}", write={"format": "csv",
+                                                                  "header": False})
+    assert output.decode() == ",".join(expected) + "\n"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    days=st.lists(st.dates(), min_size=1, max_size=10),
+    moments=st.lists(st.datetimes(), min_size=1, max_size=10),
+    times=st.lists(st.times(), min_size=1, max_size=10),
+)
+def test_dates_and_times_are_iso(
+    days: list[dt.date], moments: list[dt.datetime], times: list[dt.time]
+) -> None:
+    assert _csv_texts([f"DATE '{d.isoformat()}'" for d in days]) == [
+        d.isoformat() for d in days]
+    assert _csv_texts([f"TIMESTAMP '{m.isoformat(' ')}'" for m in moments]) == [
+        m.isoformat() for m in moments]
+    assert _csv_texts([f"TIME '{t.isoformat()}'" for t in times]) == [
+        t.isoformat() for t in times]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1),
+                             timezones=st.sampled_from([dt.UTC, ZoneInfo("Europe/Amsterdam"),
+                                                        ZoneInfo("America/St_Johns")])),
+                min_size=1, max_size=10))
+def test_timestamps_with_time_zone_are_in_duckdbs_time_zone(moments: list[dt.datetime]) -> None:
+    [setting] = rows(b"", "SELECT current_setting('TimeZone') AS zone")
+    zone = ZoneInfo(setting["zone"])
+    sql = [f"TIMESTAMPTZ '{m.isoformat(' ')}'" for m in moments]
+    assert _csv_texts(sql) == [m.astimezone(zone).isoformat() for m in moments]
+
+
+def _interval_text(months: int, days: int, microseconds: int) -> str:
+    """ISO 8601 as the rule says, written the way the Arrow writer made it."""
+    month_sign = -1 if months < 0 else 1
+    years, months = (month_sign * part for part in divmod(abs(months), 12))
+    date_part = "".join(
+        f"{amount}{unit}" for amount, unit in ((years, "Y"), (months, "M"), (days, "D")) if amount
+    )
+    sign = "-" if microseconds < 0 else ""
+    seconds, fraction = divmod(abs(microseconds), 1_000_000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    second_text = f"{seconds}.{fraction:06d}".rstrip("0") if fraction else str(seconds)
+    time_part = "".join(
+        f"{sign}{amount}{unit}"
+        for amount, unit in ((hours, "H"), (minutes, "M"), (second_text, "S"))
+        if amount not in (0, "0")
+    )
+    if not date_part and not time_part:
+        return "PT0S"
+    return "P" + date_part + ("T" + time_part if time_part else "")
+
+
+_PARTS = st.tuples(st.integers(-30_000, 30_000), st.integers(-100_000, 100_000),
+                   st.one_of(st.integers(-(10**14), 10**14), st.integers(-3, 3)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(_PARTS, min_size=1, max_size=20))
+def test_intervals_are_iso_durations(parts: list[tuple[int, int, int]]) -> None:
+    sql = [f"to_months({m}) + to_days({d}) + to_microseconds({us})" for m, d, us in parts]
+    assert _csv_texts(sql) == [_interval_text(*p) for p in parts]
+    _, output = transform(b"", f"SELECT [{sql[0]}] AS l")
+    assert json.loads(output) == {"l": [_interval_text(*parts[0])]}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=5)), max_size=5))
+def test_nested_strings_are_pythons_json(texts: list[str | None]) -> None:
+    """Escapes inside lists and structs are Python's too (DuckDB's \\u001F made small)."""
+    items = ", ".join(_string(t) for t in texts)
+    sql = f"SELECT [{items}]::VARCHAR[] AS l, {{'k': [{items}]::VARCHAR[]}} AS s"
+    _, output = transform(b"", sql)
+    as_json = json.dumps(texts, ensure_ascii=False, separators=(",", ":"))
+    assert output.decode() == f'{{"l":{as_json},"s":{{"k":{as_json}}}}}\n'
+    _, output = transform(b"", sql, write={"format": "csv", "header": False})
+    assert next(csv.reader(io.StringIO(output.decode(), newline=""))) == [
+        as_json, f'{{"k":{as_json}}}']
+
+
 class _Writes:
     """A sink that keeps what it was given and the size of each write."""
 
@@ -344,3 +579,65 @@ def test_a_huge_value_is_written_whole() -> None:
     assert [json.loads(line)["v"] for line in output.decode().split("\n")[:-1]] == [
         "x", big, "y"]
 
+
+def test_an_unwritable_value_in_a_later_chunk_is_located() -> None:
+    data = "id,naam\n" + "".join(f"{i},Jan\n" for i in range(1, 5000)) + "5000,Łukasz\n"
+    with _chunks(first=10, chars=1000):
+        error = failure(data.encode(), write={"format": "csv", "encoding": "cp1252"})
+    assert str(error) == "output: a value cannot be written as cp1252 (row 5000, column 2)"
+    with _chunks(first=10, chars=1000):
+        error = failure(data.encode(), write={"format": "jsonl", "encoding": "latin-1"})
+    assert str(error) == "output: a value cannot be written as ISO-8859-1 (row 5000, column 2)"
+
+
+WITHOUT_PYARROW = textwrap.dedent(
+    """
+    import importlib.abc, io, json, sys
+
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] == "pyarrow":
+                raise ImportError("pyarrow is not to be loaded")
+            return None
+
+    sys.meta_path.insert(0, Refuse())
+    from doorvoer.transforms import ReadSpec, TransformSpec, WriteSpec, run_transform
+
+    sql = sys.argv[1]
+    small = b"n,s\\n" + b"".join(b"%d,x;%d\\n" % (i, i) for i in range(3))
+    large = b"n,s\\n" + b"".join(b"%d,x;%d\\n" % (i, i) for i in range(300_000))
+    outputs = {}
+    for name, data in (("small", small), ("large", large)):
+        for fmt in ("csv", "json"):
+            sink = io.BytesIO()
+            run_transform(ReadSpec(format="csv"), TransformSpec(sql=sql),
+                          WriteSpec(format=fmt), io.BytesIO(data), sink)
+            text = sink.getvalue().decode()
+            outputs[f"{name} {fmt}"] = text if name == "small" else len(text.splitlines())
+    print(json.dumps({"outputs": outputs, "pyarrow": "pyarrow" in sys.modules}))
+    """
+)
+
+
+def test_transforms_need_no_pyarrow() -> None:
+    """A transform loads no pyarrow (its libraries alone cost a worker 50 MiB), with a
+    small input (a table) or a large one (a pipe)."""
+    sql = ("SELECT n::INTEGER AS n, s, DATE '2024-01-02' AS d, n::DOUBLE / 2 AS f, "
+           "[n::INTEGER] AS l, TIMESTAMPTZ '2024-01-02 03:04:05+00' AS t FROM input")
+    done = subprocess.run([sys.executable, "-c", WITHOUT_PYARROW, sql], capture_output=True,
+                          text=True, timeout=300, check=True)
+    report = json.loads(done.stdout)
+    assert report["pyarrow"] is False
+    assert report["outputs"] == {
+        "small csv": "n,s,d,f,l,t\n0,x;0,2024-01-02,0.0,[0],2024-01-02T03:04:05+00:00\n"
+                     "1,x;1,2024-01-02,0.5,[1],2024-01-02T03:04:05+00:00\n"
+                     "2,x;2,2024-01-02,1.0,[2],2024-01-02T03:04:05+00:00\n",
+        "small json": '[\n{"n":0,"s":"x;0","d":"2024-01-02","f":0.0,"l":[0],'
+                      '"t":"2024-01-02T03:04:05+00:00"},\n'
+                      '{"n":1,"s":"x;1","d":"2024-01-02","f":0.5,"l":[1],'
+                      '"t":"2024-01-02T03:04:05+00:00"},\n'
+                      '{"n":2,"s":"x;2","d":"2024-01-02","f":1.0,"l":[2],'
+                      '"t":"2024-01-02T03:04:05+00:00"}\n]\n',
+        "large csv": 300_001,
+        "large json": 300_002,
+    }
