@@ -262,7 +262,7 @@ def test_columns_up_to_the_maximum() -> None:
     header = ",".join(f"c{i}" for i in range(MAX_COLUMNS)).encode()
     result, _ = transform(header + b"\n" + b",".join([b"x"] * MAX_COLUMNS) + b"\n")
     assert (result.rows_in, len(result.columns_out)) == (1, MAX_COLUMNS)
-    for values in (b"x", b"1", b""):  # text, or what pyarrow would have typed
+    for values in (b"x", b"1", b""):  # text, numbers, empty
         wider = ",".join(f"c{i}" for i in range(MAX_COLUMNS + 1)).encode()
         error = failure(wider + b"\n" + b",".join([values] * (MAX_COLUMNS + 1)) + b"\n")
         assert str(error) == f"csv: more than {MAX_COLUMNS} columns"

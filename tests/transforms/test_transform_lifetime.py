@@ -1,4 +1,4 @@
-"""Nothing of a transform outlives it: no reference cycles through pyarrow, no growing memory."""
+"""Nothing of a transform outlives it: no reference cycles, no growing memory."""
 
 from __future__ import annotations
 
@@ -59,11 +59,11 @@ def test_failed_transforms_leave_nothing_collectable_behind() -> None:
     before = _alive()
     for i in range(100):
         if i % 4 == 0:
-            failure(CSV + b"1,2\n")  # a ragged row, after pyarrow's reader was made
+            failure(CSV + b"1,2\n")  # a ragged row, after the header was read
         elif i % 4 == 1:
             failure(CSV, "SELECT naam::INTEGER FROM input")  # in DuckDB
         elif i % 4 == 2:
-            failure(b"a\n\xff\n")  # before pyarrow's reader is made
+            failure(b"a\n\xff\n")  # in the first read of the text
         else:  # while the result is written
             failure("a\n\u0141\n".encode(), write={"format": "csv", "encoding": "cp1252"})
     gc.collect()

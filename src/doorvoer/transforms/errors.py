@@ -47,7 +47,7 @@ class TransformError(Exception):
     def detached(self) -> TransformError:
         """The same error without a traceback or chained exceptions.
 
-        The exceptions a TransformError replaces (DuckDB's, pyarrow's, json's)
+        The exceptions a TransformError replaces (DuckDB's, csv's, json's)
         quote file content; raising a fresh copy outside any `except` block
         makes sure none of them travels along as `__context__`.
         """
