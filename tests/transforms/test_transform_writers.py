@@ -285,7 +285,8 @@ def _chunks(first: int, chars: int = 1) -> Iterator[None]:
         yield
 
 
-_CELL = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('ab;,"\r\n é€')), max_size=6))
+_CELL = st.one_of(st.none(),
+                  st.text(alphabet=st.sampled_from(list('ab;,"\r\n é€\x1f')), max_size=6))
 
 
 @settings(max_examples=300, deadline=None)

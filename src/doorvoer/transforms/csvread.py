@@ -313,7 +313,9 @@ class CsvInput:
         columns = [list(values) for values in zip(*rows, strict=True)] if rows else None
         parts = []
         for index, (kind, title) in enumerate(zip(self._types, self.columns, strict=True)):
-            value = f"unnest(${index + 1}::VARCHAR[])"
+            # lists of Python strings are VARCHAR[] already: a cast costs a small
+            # input's table a third more (2.3 ms instead of 1.5 for 14 columns)
+            value = f"unnest(${index + 1}{'' if columns else '::VARCHAR[]'})"
             if kind is not TEXT:
                 value = f"nullif({value}, '{NULL_MARK}')::{kind.duckdb}"
             parts.append(f"{value} AS {identifier(title)}")
