@@ -7,9 +7,12 @@ that B gets the database A used, and prove that B sees nothing of A.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -235,6 +238,24 @@ def test_a_database_that_read_a_large_json_input_is_retired() -> None:
     result, _ = transform(large, "SELECT count(*) AS n FROM input", read={"format": "jsonl"})
     assert result.rows_in == 60_000
     assert sandbox.idle_databases() == 0
+
+
+def test_directories_of_databases_whose_process_is_gone_are_removed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sandbox, "_swept", threading.Event())
+    dead = tmp_path / "doorvoer-duckdb-999999999-abc"  # beyond Linux's largest pid
+    mine = tmp_path / f"doorvoer-duckdb-{os.getpid()}-def"
+    other = tmp_path / "unrelated-999999999-x"
+    for path in (dead, mine, other):
+        path.mkdir()
+    assert rows(B_DATA) == [{"x": "1"}]  # makes a database, which sweeps first
+    assert not dead.exists()
+    assert mine.exists() and other.exists()
+    sandbox.close_idle()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("doorvoer-duckdb-")] == [
+        mine.name]
 
 
 def test_concurrent_transforms_each_see_their_own_input() -> None:

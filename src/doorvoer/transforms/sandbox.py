@@ -58,6 +58,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -75,7 +76,8 @@ class _Database:
     """One locked in-memory DuckDB database, its private directory, how often it served."""
 
     def __init__(self, limits: Limits) -> None:
-        self.directory = tempfile.mkdtemp(prefix="doorvoer-duckdb-")
+        _sweep_once()
+        self.directory = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
         try:
             self.root = _connect(limits, self.directory)
         except BaseException:
@@ -86,6 +88,33 @@ class _Database:
     def close(self) -> None:
         self.root.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_PREFIX = "doorvoer-duckdb-"
+_swept = threading.Event()
+
+
+def _sweep_once() -> None:
+    """Remove the directories of databases whose process is gone (a worker process ends
+    with os._exit, or is killed, and its databases' directories stay). They only ever
+    held pipes, and those are removed after each transform: this is tidying up."""
+    if _swept.is_set():
+        return
+    _swept.set()
+    for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        pid = path.name[len(_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's
+    return True
 
 
 def _connect(limits: Limits, directory: str) -> duckdb.DuckDBPyConnection:
