@@ -109,7 +109,6 @@ class CsvInput:
         self.columns: list[str] = []
         self._types: list[ColumnType] = []
         self._width = 0
-        self._convert: _Converter | None = None
         self._first: list[list[str]] = []  # checked rows read before the thread starts
         self._whole = False  # _first holds every row of the input
         self._feed: Feed | None = None
@@ -147,7 +146,6 @@ class CsvInput:
                 [row for _, batch in first for row in batch if len(row) == self._width],
                 self._width, self._spec.decimal,
             )
-            self._convert = _Converter(self._types)
         else:
             self._types = [TEXT] * self._width
         for start, batch in first:
@@ -192,11 +190,6 @@ class CsvInput:
             self._failure = failure
         return self._failure
 
-    def kick(self) -> None:
-        """The deadline passed: let go of any open of the pipe that waits."""
-        if self._feed is not None:
-            self._feed.pipe.kick()
-
     def drain(self) -> None:
         """The query is over: read what it left unread, to validate and count it all."""
         if self._feed is not None:
@@ -207,8 +200,7 @@ class CsvInput:
     def abandon(self) -> None:
         """The query failed: stop reading, keep a failure found so far."""
         if self._feed is not None:
-            self._feed.abandoned.set()
-            self._feed.wait()
+            self._feed.abandon()
 
     def close(self) -> None:
         """Let go of the pipe, the thread, the text: the transform is over."""
@@ -273,16 +265,12 @@ class CsvInput:
         """The rows of a batch that starts on line `start`: blank lines and empty
         records dropped, ragged records refused, values converted (with `infer`)."""
         width = self._width
-        if self._convert is not None:
+        if self._spec.infer:
             return self._converted(start, batch)
         if set(map(len, batch)) != {width}:
             for index, record in enumerate(batch):
                 if record and len(record) != width:
-                    line = _line_after(start, batch[:index])
-                    raise TransformError(
-                        "csv", f"line {line}: expected {width} fields, found {len(record)}",
-                        line=line,
-                    )
+                    raise self._ragged(_line_after(start, batch[:index]), record)
             batch = [record for record in batch if record]
         if not all(map(any, batch)):
             batch = [record for record in batch if any(record)]
@@ -290,20 +278,45 @@ class CsvInput:
         return batch
 
     def _converted(self, start: int, batch: list[list[str]]) -> list[list[str]]:
-        assert self._convert is not None
+        """`_checked` with inferred types: record by record, each value converted."""
         rows: list[list[str]] = []
         line = start
         for record in batch:
             if record and len(record) != self._width:
-                raise TransformError(
-                    "csv", f"line {line}: expected {self._width} fields, found {len(record)}",
-                    line=line,
-                )
+                raise self._ragged(line, record)
             if any(record):
                 rows.append(self._convert(line, record))
             line += _lines_of(record)
         self.rows_read += len(rows)
         return rows
+
+    def _convert(self, line: int, fields: list[str]) -> list[str]:
+        """The fields of a record in DuckDB's notation for their inferred types."""
+        out = list(fields)
+        for index, kind in enumerate(self._types):
+            value = fields[index]
+            if kind is TEXT:
+                continue
+            if value == "":
+                out[index] = NULL
+                continue
+            converted = kind.convert(value)
+            if converted is None:
+                raise TransformError(
+                    "csv",
+                    f"line {line}: a value in column {index + 1} does not fit the type "
+                    f"{kind.name} inferred from the first rows (read it as text "
+                    "with infer: false and cast it in SQL)",
+                    line=line,
+                    column=index + 1,
+                )
+            out[index] = converted
+        return out
+
+    def _ragged(self, line: int, record: list[str]) -> TransformError:
+        return TransformError(
+            "csv", f"line {line}: expected {self._width} fields, found {len(record)}", line=line
+        )
 
     # a small input: a table
 
@@ -335,35 +348,6 @@ class CsvInput:
         if self._failure is None:
             self._failure = failure
         return self._failure
-
-
-class _Converter:
-    """The fields of a record in DuckDB's notation for their inferred types."""
-
-    def __init__(self, types: list[ColumnType]) -> None:
-        self._types = types
-
-    def __call__(self, line: int, fields: list[str]) -> list[str]:
-        out = list(fields)
-        for index, kind in enumerate(self._types):
-            value = fields[index]
-            if kind is TEXT:
-                continue
-            if value == "":
-                out[index] = NULL
-                continue
-            converted = kind.convert(value)
-            if converted is None:
-                raise TransformError(
-                    "csv",
-                    f"line {line}: a value in column {index + 1} does not fit the type "
-                    f"{kind.name} inferred from the first rows (read it as text "
-                    "with infer: false and cast it in SQL)",
-                    line=line,
-                    column=index + 1,
-                )
-            out[index] = converted
-        return out
 
 
 def _lines_of(record: list[str]) -> int:

@@ -168,12 +168,7 @@ def _run(
             if not data.empty:
                 _check_one_scan(con, transform.sql)
             writer = make_writer(write, sink)
-
-            def interrupt() -> None:
-                con.interrupt()
-                data.kick()
-
-            with deadline.interrupting(interrupt):
+            with deadline.interrupting(con.interrupt):
                 columns = _execute(con, transform.sql, data, writer, deadline, limits)
             data.drain()
             writer.finish()

@@ -31,7 +31,7 @@ import duckdb
 from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.decoding import Utf8Reader
 from doorvoer.transforms.errors import TransformError
-from doorvoer.transforms.pipes import NULL, Feed, encode_rows, view_sql
+from doorvoer.transforms.pipes import DELIMITER, NULL, NULL_MARK, Feed, encode_rows, view_sql
 from doorvoer.transforms.spec import ReadSpec
 
 MAX_JSON_BYTES = 256 * 1_048_576
@@ -117,10 +117,6 @@ class JsonInput:
         self._feed.start(con, view_sql(self._feed.pipe.path, self.columns, types,
                                        self._columns.longest_row + RECORD_SLACK_BYTES))
 
-    def kick(self) -> None:
-        if self._feed is not None:
-            self._feed.pipe.kick()
-
     def drain(self) -> None:
         """Nothing is left unread: the records were all read up front."""
         if self._feed is not None:
@@ -130,8 +126,7 @@ class JsonInput:
 
     def abandon(self) -> None:
         if self._feed is not None:
-            self._feed.abandoned.set()
-            self._feed.wait()
+            self._feed.abandon()
 
     def close(self) -> None:
         """Let go of the records: the transform is over."""
@@ -177,7 +172,7 @@ class _Columns:
             columns.append([_text(value) for value in values])
         rows = list(zip(*columns, strict=True))
         try:
-            data = encode_rows(rows)  # type: ignore[arg-type]
+            data = encode_rows(rows)
         except UnicodeEncodeError:
             raise TransformError(
                 "json", "a string holds an unpaired surrogate escape (\\ud800-\\udfff)"
@@ -195,10 +190,11 @@ class _Columns:
     def text(self) -> Iterator[bytes]:
         """The rows, batch by batch, each as long as there are columns."""
         width = len(self.kinds)
+        null = (DELIMITER + NULL_MARK).encode()
         for columns, data, rows in self._batches:
             missing = width - columns
             if data is not None:
-                yield data.replace(b"\n", b"\x1f\x1e" * missing + b"\n") if missing else data
+                yield data.replace(b"\n", null * missing + b"\n") if missing else data
             elif rows is not None:
                 yield encode_rows([list(row) + [NULL] * missing for row in rows])
 

@@ -1,9 +1,10 @@
 """The input's way into DuckDB: a named pipe in the sandbox database's own directory.
 
-The readers (`csvread.py`) parse the tenant's text in Python and write its rows,
-as plain CSV of their own making, into a pipe that DuckDB's `read_csv` reads as a
-file. A pipe's bytes live in the kernel's memory only: nothing reaches a disk.
-Arrow is not needed on the way (its libraries alone cost the worker 50 MiB).
+The readers (`csvread.py`, `jsonread.py`) parse the tenant's text in Python and
+write its rows, as text of their own making (`encode_rows`), into a pipe that
+DuckDB's `read_csv` reads as a file. A pipe's bytes live in the kernel's memory
+only: nothing reaches a disk. Arrow is not needed on the way (its libraries
+alone cost the worker 50 MiB).
 
 How nothing waits for ever:
 - The thread that writes opens the write end itself (`write` does, the first
@@ -14,15 +15,13 @@ How nothing waits for ever:
   guard, which reads nothing until the end) and removes the pipe's name: no one
   else can open it from then on. A query that reads `input` twice finds no file
   the second time (the engine refuses such a query before it runs, see engine.py).
-- DuckDB stopped reading (the query needed no more, or failed): `stop_writing()`
-  makes `write` drop what it is given from then on, and `finish()` reads from
-  the guard (or, if DuckDB never opened the pipe, from a read end it opens) until
-  the writing thread is done: that lets go of a writer that waits for room
-  (DuckDB stopped reading without closing) or waits to open.
-- `kick()` lets go of an open that waits for the other end: the operator's SQL
-  can name the directory and so the pipe, and a read-open of it after the writer
-  is done would wait for a writer for ever. The deadline calls it with DuckDB's
-  interrupt.
+- DuckDB stopped reading (the query needed no more, or failed): `finish()` makes
+  `write` drop what it is given from then on, and reads from the guard (or, if
+  DuckDB never opened the pipe, from a read end it opens) until the writing
+  thread is done: that lets go of a writer that waits for room (DuckDB stopped
+  reading without closing) or waits to open.
+- DuckDB's own open never waits long: the writing thread opens its end at its
+  first write, or at its end when the input fails before that.
 - The pipe is removed when the transform ends (and its database's directory
   is emptied after every transform, see sandbox.py).
 """
@@ -35,7 +34,7 @@ import os
 import secrets
 import select
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import duckdb
 
@@ -90,9 +89,6 @@ class Pipe:
         if writer >= 0:
             os.close(writer)
 
-    def stop_writing(self) -> None:
-        self._stop.set()
-
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
@@ -113,12 +109,6 @@ class Pipe:
                     with contextlib.suppress(BlockingIOError):
                         os.read(reader, _DRAIN_BYTES)
             writing.join(0.01)
-
-    def kick(self) -> None:
-        """Let go of an open of the pipe that waits for its other end (see above)."""
-        for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
-            with contextlib.suppress(OSError):
-                os.close(os.open(self.path, flags))
 
     def close(self) -> None:
         """Close the ends of ours and remove the pipe."""
@@ -142,7 +132,7 @@ class _Null(str):
 NULL = _Null(NULL_MARK)
 
 
-def encode_rows(rows: list[list[str]]) -> bytes:
+def encode_rows(rows: Sequence[Sequence[str]]) -> bytes:
     """Rows as the text DuckDB reads (see `view_sql`): values separated by DELIMITER,
     records ended by LF, NULL as NULL_MARK, unquoted.
 
@@ -153,7 +143,7 @@ def encode_rows(rows: list[list[str]]) -> bytes:
     if not rows:
         return b""
     text = "\n".join(map(DELIMITER.join, rows)) + "\n"
-    if is_plain(text, rows):
+    if _is_plain(text, rows):
         return text.encode()
     return "".join(
         DELIMITER.join(
@@ -164,7 +154,7 @@ def encode_rows(rows: list[list[str]]) -> bytes:
     ).encode()
 
 
-def is_plain(text: str, rows: list[list[str]]) -> bool:
+def _is_plain(text: str, rows: Sequence[Sequence[str]]) -> bool:
     """Whether `text`, the values of `rows` joined, holds no character that needs quotes."""
     return (
         '"' not in text
@@ -175,7 +165,7 @@ def is_plain(text: str, rows: list[list[str]]) -> bool:
     )
 
 
-def _nulls(rows: list[list[str]]) -> int:
+def _nulls(rows: Sequence[Sequence[str]]) -> int:
     return sum(1 for row in rows for value in row if value is NULL)
 
 
@@ -246,6 +236,11 @@ class Feed:
         finally:
             pipe.end()
 
+    def abandon(self) -> None:
+        """The query failed: stop reading the input too, and wait for the thread."""
+        self.abandoned.set()
+        self.wait()
+
     def wait(self) -> None:
         """Stop writing, and wait for the thread (which reads on, unless abandoned)."""
         thread, self._thread = self._thread, None
@@ -254,6 +249,5 @@ class Feed:
             thread.join()
 
     def close(self) -> None:
-        self.abandoned.set()
-        self.wait()
+        self.abandon()
         self.pipe.close()

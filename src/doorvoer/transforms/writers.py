@@ -1,9 +1,11 @@
 """Writers: the query result as CSV, JSON or JSON Lines bytes.
 
 DuckDB makes the text. The writer wraps the operator's SQL in a SELECT that
-renders each column (see `values.py`) and assembles each row into one CSV line
-or JSON object, so Python gets one string per row and no object per value
-(which made a large output cost 4x more than the rest of the transform).
+renders each column (see `values.py`) and assembles each row into one JSON
+object, or one CSV line (its values joined by \x1f when some may need quotes,
+which Python adds, see CsvWriter.statement), so Python gets one string per row
+and no object per value (which made a large output cost 4x more than the rest
+of the transform).
 Python joins a chunk of rows, encodes it and writes it to the sink in one
 piece; a chunk is about CHUNK_CHARS of text, so memory stays bounded however
 large the result or a value is. A value that the output encoding cannot hold
@@ -167,11 +169,15 @@ class _LineWriter:
 
     def write(self, lines: Lines) -> None:
         texts: list[str] = [line for (line,) in lines]
-        text = self._chunk(texts)
-        self._encoder.write(text, lambda: self._locate(texts))
-        self.rows += len(texts)
+        self._emit(self._chunk(texts), len(texts), lambda: texts)
+
+    def _emit(self, text: str, rows: int, lines: Callable[[], list[str]]) -> None:
+        """Write the text of a chunk of `rows` rows; `lines` gives them one by one, to
+        locate a value that the encoding cannot hold."""
+        self._encoder.write(text, lambda: self._locate(lines()))
+        self.rows += rows
         # the next chunk: about CHUNK_CHARS, as many rows as this chunk's average size gives
-        self.chunk_rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_CHARS * len(texts) // max(len(text), 1)))
+        self.chunk_rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_CHARS * rows // max(len(text), 1)))
 
     def _chunk(self, lines: list[str]) -> str:
         """The text of a chunk of lines."""
@@ -259,10 +265,13 @@ class CsvWriter(_LineWriter):
             text = "\n".join(joined)
             if (self._delimiter not in text and '"' not in text and "\r" not in text
                     and text.count("\n") == len(joined) - 1):  # no value needs quotes
-                super().write([(line,) for line in text.replace(_US, self._delimiter)
-                               .split("\n")])
+                text = text.replace(_US, self._delimiter) + "\n"
+                if self._newline != "\n":
+                    text = text.replace("\n", self._newline)
+                self._emit(text, len(joined), lambda: text.split(self._newline)[:-1])
                 return
-        super().write([(self._line(line, values),) for line, values in lines])
+        texts = [self._line(line, values) for line, values in lines]
+        self._emit(self._chunk(texts), len(texts), lambda: texts)
 
     def _line(self, line: str | None, values: list[str | None] | None) -> str:
         fields = line.split(_US) if line is not None else values or []
@@ -286,7 +295,7 @@ class CsvWriter(_LineWriter):
         return f"concat('\"', replace({text}, '\"', '\"\"'), '\"')"
 
     def _quoted(self, text: str, *, single: bool) -> str:
-        """The same rule for one field of the header."""
+        """The quoting rule for one field (of the header, or of a row that needs it)."""
         if any(c in text for c in (self._delimiter, '"', "\r", "\n")) or (single and not text):
             return '"' + text.replace('"', '""') + '"'
         return text
