@@ -20,12 +20,11 @@ import psycopg
 import pytest
 import uvloop
 
-from doorvoer.accounts.service import create_account
+from doorvoer.accounts.machines import create_account
 from doorvoer.app import Node
 from doorvoer.bootstrap import init_data_dir
 from doorvoer.config import load_settings
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.processes.service import apply_process
 from doorvoer.tenants.service import create_tenant
 from doorvoer.transfers.service import list_transfers
@@ -144,10 +143,10 @@ def add_tenant(ctx: Context, tmp_path: Path, slug: str = "acme",
     key.write_private_key(str(key_path))
     key_path.chmod(0o600)
     password = secrets.token_urlsafe(16)
-    with transaction(ctx.sessions) as s:
-        tenant = create_tenant(s, slug, slug.title(), None)
-        create_account(s, slug, "robot", [key.export_public_key().decode()], password)
-        apply_process(s, tenant, spec, "spec")
+    with ctx.unit() as w:
+        tenant = create_tenant(w, slug, slug.title(), None)
+        create_account(w, slug, "robot", [key.export_public_key().decode()], password)
+        apply_process(w, tenant, spec, "spec")
     return Login(f"robot@{slug}", password, key_path, slug)
 
 
@@ -203,7 +202,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = ""
 
 
 def transfers_of(ctx: Context) -> list[Any]:
-    return list(reversed(list_transfers(ctx)))
+    return list(reversed(ctx.run(list_transfers, write=False)))
 
 
 def ssh_opts(port: int) -> list[str]:

@@ -13,7 +13,6 @@ import pytest
 
 from conftest import Login, NodeThread, add_tenant, asftp, make_ctx, transfers_of, wait_for
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.secrets.models import Connection
 from doorvoer.secrets.service import SftpConnection, set_connection
 from doorvoer.tenants.service import require_tenant
@@ -83,8 +82,8 @@ def target(tmp_path: Path) -> Iterator[Target]:
 
 
 def _connect(ctx: Context, target: Target, host_key: str | None = None) -> None:
-    with transaction(ctx.sessions) as s:
-        set_connection(s, ctx.sealer, require_tenant(s, "acme"), "webshop", SftpConnection(
+    with ctx.unit() as w:
+        set_connection(w, require_tenant(w, "acme"), "webshop", SftpConnection(
             host="127.0.0.1", port=target.port, username="partner",
             host_key=host_key or target.key.export_public_key().decode(),
             password="partner-pw"))
@@ -105,8 +104,8 @@ def test_push_delivers_once_under_its_final_name(ctx: Context, tmp_path: Path,
     _connect(ctx, target)
     from doorvoer.processes.service import apply_process
 
-    with transaction(ctx.sessions) as s:
-        apply_process(s, require_tenant(s, "acme"), PUSH_SPEC, "push")
+    with ctx.unit() as w:
+        apply_process(w, require_tenant(w, "acme"), PUSH_SPEC, "push")
     node = NodeThread(ctx).start()
     try:
         _upload(node.port, login, "o1.csv", b"id,amount\n1,2.50\n")
@@ -118,11 +117,11 @@ def test_push_delivers_once_under_its_final_name(ctx: Context, tmp_path: Path,
         # The pickup target still waits: the transfer is READY, the push is done.
         assert wait_for(lambda: next(x for x in transfers_of(ctx) if x.id == t.id).state
                         == State.READY)
-        with ctx.sessions() as s:
-            d = s.query(Delivery).filter_by(transfer_id=t.id, kind="sftp").one()
+        with ctx.reading() as w:
+            d = w.session.query(Delivery).filter_by(transfer_id=t.id, kind="sftp").one()
             assert d.state == "DELIVERED" and d.attempts == 1
             # Connection details are sealed: nothing readable in the row.
-            row = s.query(Connection).one()
+            row = w.session.query(Connection).one()
             assert b"partner-pw" not in row.sealed and b"127.0.0.1" not in row.sealed
     finally:
         node.stop()
@@ -142,8 +141,8 @@ def test_push_retries_until_the_target_is_back(tmp_path: Path, sqlite_url: str,
     _connect(ctx, target)
     from doorvoer.processes.service import apply_process
 
-    with transaction(ctx.sessions) as s:
-        apply_process(s, require_tenant(s, "acme"), PUSH_SPEC, "push")
+    with ctx.unit() as w:
+        apply_process(w, require_tenant(w, "acme"), PUSH_SPEC, "push")
     port = target.port
     target.stop()
     node = NodeThread(ctx).start()
@@ -154,8 +153,8 @@ def test_push_retries_until_the_target_is_back(tmp_path: Path, sqlite_url: str,
         wait_for(lambda: (target.root / "incoming" / "o2.json").exists(), what="the retry")
 
         def delivered() -> Delivery | None:
-            with ctx.sessions() as s:
-                d = s.query(Delivery).filter_by(kind="sftp").one()
+            with ctx.reading() as w:
+                d = w.session.query(Delivery).filter_by(kind="sftp").one()
                 return d if d.state == "DELIVERED" else None
 
         d = wait_for(delivered, what="the delivery to be recorded")  # after the rename
@@ -166,8 +165,8 @@ def test_push_retries_until_the_target_is_back(tmp_path: Path, sqlite_url: str,
 
 
 def _push_attempts(ctx: Context) -> int:
-    with ctx.sessions() as s:
-        d = s.query(Delivery).filter_by(kind="sftp").first()
+    with ctx.reading() as w:
+        d = w.session.query(Delivery).filter_by(kind="sftp").first()
         return d.attempts if d else 0
 
 
@@ -179,8 +178,8 @@ def test_wrong_pinned_host_key_fails_with_a_clear_reason(tmp_path: Path, sqlite_
     _connect(ctx, target, host_key=other_key)
     from doorvoer.processes.service import apply_process
 
-    with transaction(ctx.sessions) as s:
-        apply_process(s, require_tenant(s, "acme"), PUSH_SPEC, "push")
+    with ctx.unit() as w:
+        apply_process(w, require_tenant(w, "acme"), PUSH_SPEC, "push")
     node = NodeThread(ctx).start()
     try:
         _upload(node.port, login, "o3.csv", b"id\n1\n")

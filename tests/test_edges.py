@@ -13,7 +13,12 @@ import pytest
 
 from conftest import Login, NodeThread, OwnNode, asftp, transfers_of, wait_for
 from doorvoer.context import Context
+from doorvoer.transfers import inbox, outbox, work
+from doorvoer.transfers.errors import NoSuchFile
+from doorvoer.transfers.inbox import UploadSession
 from doorvoer.transfers.models import State
+from doorvoer.transfers.service import list_transfers
+from doorvoer.workers import process_batch
 
 CSV = b"id;name;amount\n1;Jansen;7,00\n2;De Vries;3,50\n"
 
@@ -240,12 +245,14 @@ def test_file_size_limit(own_node: OwnNode, sqlite_url: str) -> None:
 
 
 def _received(ctx: Context, tenant_id: str, name: str, data: bytes) -> str:
-    from doorvoer.transfers import service as transfers
-
-    upload = transfers.begin_upload(ctx, tenant_id, None, "orders", name)
-    upload.writer.write(data)
-    assert transfers.complete_upload(ctx, upload) == State.RECEIVED
+    upload = ctx.run(UploadSession.begin, tenant_id, None, "orders", name)
+    upload.append(data)
+    assert ctx.run(upload.complete) == State.RECEIVED
     return upload.transfer_id
+
+
+def _claim(ctx: Context, limit: int = work.BATCH_FILES) -> list[work.Claim]:
+    return ctx.run(work.claim, limit)
 
 
 def test_a_batch_of_small_files_is_claimed_and_recorded_together(
@@ -254,27 +261,26 @@ def test_a_batch_of_small_files_is_claimed_and_recorded_together(
     """Files with the same name in one batch still get names of their own, and a large
     input is claimed alone."""
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
     from doorvoer.transfers.models import Delivery
 
-    with ctx.sessions() as s:
-        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    with ctx.reading() as w:
+        tenant_id = w.session.query(Tenant.id).filter_by(slug=login.tenant).scalar()
     small = [_received(ctx, tenant_id, "same.csv", CSV) for _ in range(3)]
     big = _received(ctx, tenant_id, "big.csv", CSV + b"".join(
-        b"%d;x;1,00\n" % i for i in range(transfers.BATCH_BYTES // 8)))
+        b"%d;x;1,00\n" % i for i in range(work.BATCH_BYTES // 8)))
     after = _received(ctx, tenant_id, "after.csv", CSV)
 
-    claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+    claims = _claim(ctx)
     assert [c.transfer_id for c in claims] == small  # the big one ends the batch
-    states = transfers.process_claims(ctx, claims)
+    states = process_batch(ctx, claims)
     assert set(states.values()) == {State.READY}
-    with ctx.sessions() as s:
-        names = sorted(d.outbox_name for d in s.query(Delivery))
+    with ctx.reading() as w:
+        names = sorted(d.outbox_name for d in w.session.query(Delivery))
     assert names == ["same-2.json", "same-3.json", "same.json"]
 
-    assert [c.transfer_id for c in transfers.claim_next(ctx, transfers.BATCH_FILES)] == [big]
-    assert [c.transfer_id for c in transfers.claim_next(ctx, transfers.BATCH_FILES)] == [after]
-    assert transfers.claim_next(ctx, transfers.BATCH_FILES) == []
+    assert [c.transfer_id for c in _claim(ctx)] == [big]
+    assert [c.transfer_id for c in _claim(ctx)] == [after]
+    assert _claim(ctx) == []
 
 
 def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
@@ -284,19 +290,18 @@ def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
     and `_` are no wildcards, case counts), a few at a time; a name given out in a batch
     is taken for every other name of the batch too."""
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
     from doorvoer.transfers.models import Delivery
 
-    with ctx.sessions() as s:
-        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    with ctx.reading() as w:
+        tenant_id = w.session.query(Tenant.id).filter_by(slug=login.tenant).scalar()
 
     def batch(*names: str) -> list[str]:
         ids = [_received(ctx, tenant_id, name, CSV) for name in names]
-        claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+        claims = _claim(ctx)
         assert [c.transfer_id for c in claims] == ids
-        assert set(transfers.process_claims(ctx, claims).values()) == {State.READY}
-        with ctx.sessions() as s:
-            rows = {d.transfer_id: d.outbox_name for d in s.query(Delivery)}
+        assert set(process_batch(ctx, claims).values()) == {State.READY}
+        with ctx.reading() as w:
+            rows = {d.transfer_id: d.outbox_name for d in w.session.query(Delivery)}
         return [rows[i] for i in ids]
 
     assert batch("50%_off.csv", "50%_off.csv", "5x%yoff.csv") == [
@@ -307,8 +312,8 @@ def test_output_names_are_looked_up_literally_and_kept_apart_within_a_batch(
     # "a-2" is given to the second "a" before the file named "a-2" comes: it moves on
     assert batch("a.csv", "a.csv", "a-2.csv") == ["a.json", "a-2.json", "a-2-2.json"]
     # taken names beyond one lookup's candidates: a-2 and a-3 waiting, 2 per lookup
-    monkeypatch.setattr(transfers._OutboxNames, "NAMES_AT_ONCE", 2)
-    monkeypatch.setattr(transfers._OutboxNames, "EXPECTED_AT_ONCE", 1)
+    monkeypatch.setattr(outbox.OutboxNames, "NAMES_AT_ONCE", 2)
+    monkeypatch.setattr(outbox.OutboxNames, "EXPECTED_AT_ONCE", 1)
     assert batch("a.csv", "a.csv") == ["a-3.json", "a-4.json"]
 
 
@@ -321,20 +326,19 @@ def test_failures_in_a_batch_are_recorded_together_and_erased(
     from sqlalchemy import event
 
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
     from doorvoer.transfers.models import Transfer
     from doorvoer.vault.models import BlobKey
 
-    with ctx.sessions() as s:
-        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    with ctx.reading() as w:
+        tenant_id = w.session.query(Tenant.id).filter_by(slug=login.tenant).scalar()
     ragged = b"id;name;amount\n1;Jansen\n"
     ids = [_received(ctx, tenant_id, f"f{i}.csv", ragged if i % 2 else CSV) for i in range(6)]
-    claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+    claims = _claim(ctx)
     assert [c.transfer_id for c in claims] == ids
-    with ctx.sessions.begin() as s:  # the tenant's erasure takes one while it waits
-        gone = s.get_one(Transfer, ids[3])
-        ctx.vault.erase_owned(s, gone.id)
-        s.delete(gone)
+    with ctx.unit() as w:  # the tenant's erasure takes one while it waits
+        gone = w.session.get_one(Transfer, ids[3])
+        ctx.vault.erase_owned(w, gone.id)
+        w.session.delete(gone)
 
     commits: list[int] = []
 
@@ -343,21 +347,22 @@ def test_failures_in_a_batch_are_recorded_together_and_erased(
 
     event.listen(ctx.engine, "commit", count)
     try:
-        states = transfers.process_claims(ctx, claims)
+        states = process_batch(ctx, claims)
     finally:
         event.remove(ctx.engine, "commit", count)
     assert states == {ids[0]: State.READY, ids[1]: State.FAILED, ids[2]: State.READY,
                       ids[3]: State.DISCARDED, ids[4]: State.READY, ids[5]: State.FAILED}
-    assert len(commits) == 2  # one for the failures, one for the successes
-    with ctx.sessions() as s:
+    assert len(commits) == 1  # the whole batch: failures and successes together
+    with ctx.reading() as w:
         for tid in (ids[1], ids[5]):
-            t = s.get_one(Transfer, tid)
+            t = w.session.get_one(Transfer, tid)
             assert t.error is not None and "line 2" in t.error, t.error
             assert "Jansen" not in t.error
             assert t.erased_at is not None
-            assert s.query(BlobKey).filter_by(owner_id=tid).count() == 0
-        keys = {k.blob_id for k in s.query(BlobKey)}
-        outputs = {s.get_one(Transfer, tid).output_blob_id for tid in (ids[0], ids[2], ids[4])}
+            assert w.session.query(BlobKey).filter_by(owner_id=tid).count() == 0
+        keys = {k.blob_id for k in w.session.query(BlobKey)}
+        outputs = {w.session.get_one(Transfer, tid).output_blob_id
+                   for tid in (ids[0], ids[2], ids[4])}
     assert keys == outputs  # the three outputs wait for pickup; nothing else is kept
     assert set(ctx.vault.store.ids()) == keys
 
@@ -369,10 +374,9 @@ def test_worker_threads_that_wake_together_prepare_one_output_per_transfer(
     import threading
 
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
 
-    with ctx.sessions() as s:
-        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    with ctx.reading() as w:
+        tenant_id = w.session.query(Tenant.id).filter_by(slug=login.tenant).scalar()
     tid = _received(ctx, tenant_id, "one.csv", CSV)
     prepared: list[str] = []
     prepare = ctx.vault.prepare
@@ -387,7 +391,7 @@ def test_worker_threads_that_wake_together_prepare_one_output_per_transfer(
 
     def worker() -> None:
         start.wait()
-        claimed.append([c.transfer_id for c in transfers.claim_next(ctx, 16)])
+        claimed.append([c.transfer_id for c in _claim(ctx, 16)])
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
@@ -403,40 +407,39 @@ def test_the_outbox_end_of_a_transfer(ctx: Context, login: Login) -> None:
     removed. Either way the transfer is erased with its output, and what the tenant
     sees of it says when it was delivered."""
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
     from doorvoer.transfers.models import Delivery, DState, Transfer
     from doorvoer.vault.models import BlobKey
 
-    with ctx.sessions() as s:
-        tenant_id = s.query(Tenant.id).filter_by(slug=login.tenant).scalar()
+    with ctx.reading() as w:
+        tenant_id = w.session.query(Tenant.id).filter_by(slug=login.tenant).scalar()
     fetched, unread = (_received(ctx, tenant_id, f"{n}.csv", CSV) for n in ("a", "b"))
-    claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
-    assert transfers.process_claims(ctx, claims) == {fetched: State.READY,
+    claims = _claim(ctx)
+    assert process_batch(ctx, claims) == {fetched: State.READY,
                                                      unread: State.READY}
-    assert [e.name for e in transfers.outbox_entries(ctx, tenant_id, "orders")] == [
+    assert [e.name for e in ctx.run(outbox.outbox_entries, tenant_id, "orders")] == [
         "a.json", "b.json"]
-    pickup = transfers.open_pickup(ctx, tenant_id, "orders", "a.json")
+    pickup = ctx.run(outbox.open_pickup, tenant_id, "orders", "a.json")
     assert pickup is not None and pickup.transfer_id == fetched
-    entry = transfers.outbox_entry(ctx, tenant_id, "orders", "a.json")
+    entry = ctx.run(outbox.outbox_entry, tenant_id, "orders", "a.json")
     assert entry is not None and entry.size == pickup.size > 0
-    transfers.mark_fetched(ctx, pickup.delivery_id)
-    transfers.mark_fetched(ctx, pickup.delivery_id)  # a second download changes nothing
+    ctx.run(outbox.mark_fetched, pickup.delivery_id)
+    ctx.run(outbox.mark_fetched, pickup.delivery_id)  # a second download changes nothing
     for name in ("a.json", "b.json"):
-        transfers.remove_pickup(ctx, tenant_id, "orders", name)
-    with pytest.raises(FileNotFoundError):
-        transfers.remove_pickup(ctx, tenant_id, "orders", "a.json")
-    assert transfers.outbox_entries(ctx, tenant_id, "orders") == []
-    assert transfers.open_pickup(ctx, tenant_id, "orders", "b.json") is None
+        ctx.run(outbox.remove_pickup, tenant_id, "orders", name)
+    with pytest.raises(NoSuchFile):
+        ctx.run(outbox.remove_pickup, tenant_id, "orders", "a.json")
+    assert ctx.run(outbox.outbox_entries, tenant_id, "orders") == []
+    assert ctx.run(outbox.open_pickup, tenant_id, "orders", "b.json") is None
 
-    with ctx.sessions() as s:
-        states = {d.transfer_id: d.state for d in s.query(Delivery)}
+    with ctx.reading() as w:
+        states = {d.transfer_id: d.state for d in w.session.query(Delivery)}
         assert states == {fetched: DState.PICKED_UP, unread: DState.REMOVED}
         for tid in (fetched, unread):
-            t = s.get_one(Transfer, tid)
+            t = w.session.get_one(Transfer, tid)
             assert (t.state, t.error) == (State.ERASED, None)
             assert t.delivered_at is not None and t.erased_at is not None
             assert t.output_blob_id is not None
-        assert s.query(BlobKey).count() == 0
+        assert w.session.query(BlobKey).count() == 0
     assert list(ctx.vault.store.ids()) == []
     if ctx.engine.dialect.name == "sqlite":
         # Every time is stored in the one format SQLite's text comparisons rely on (a
@@ -460,23 +463,21 @@ def test_an_unreported_transfer_picked_up_after_the_stat_grace_leaves_no_record(
     """P4 on the outbox's own path: with the tenant's reports off, the delete that ends
     a transfer whose stat grace is over deletes its record in the same transaction."""
     from conftest import add_tenant, make_ctx
-    from doorvoer.db import transaction
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
 
     ctx = make_ctx(tmp_path, database_url, stat_grace_s=0.0)
     try:
         login = add_tenant(ctx, tmp_path)
-        with transaction(ctx.sessions) as s:
-            tenant = s.query(Tenant).filter_by(slug=login.tenant).one()
+        with ctx.unit() as w:
+            tenant = w.session.query(Tenant).filter_by(slug=login.tenant).one()
             tenant.report = False
             tenant_id = tenant.id
         kept = _received(ctx, tenant_id, "a.csv", CSV)
-        [claim] = transfers.claim_next(ctx)
-        assert transfers.process_claims(ctx, [claim]) == {kept: State.READY}
-        assert [t.id for t in transfers.list_transfers(ctx)] == [kept]  # in flight: kept
-        transfers.remove_pickup(ctx, tenant_id, "orders", "a.json")
-        assert transfers.list_transfers(ctx) == []
+        [claim] = _claim(ctx, 1)
+        assert process_batch(ctx, [claim]) == {kept: State.READY}
+        assert [t.id for t in ctx.run(list_transfers)] == [kept]  # in flight: kept
+        ctx.run(outbox.remove_pickup, tenant_id, "orders", "a.json")
+        assert ctx.run(list_transfers) == []
         with ctx.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 0
             assert conn.exec_driver_sql("SELECT count(*) FROM vault_keys").scalar() == 0
@@ -492,35 +493,34 @@ def test_an_inbox_listing_shows_what_waits_of_this_tenant_only(
     latest upload; another tenant's files never."""
     from conftest import add_tenant, make_ctx
     from doorvoer.tenants.models import Tenant
-    from doorvoer.transfers import service as transfers
 
     ctx = make_ctx(tmp_path, database_url, stat_grace_s=0.0)
     try:
         ids = {}
         for slug in ("acme", "other"):
             add_tenant(ctx, tmp_path, slug)
-            with ctx.sessions() as s:
-                ids[slug] = s.query(Tenant.id).filter_by(slug=slug).scalar()
+            with ctx.reading() as w:
+                ids[slug] = w.session.query(Tenant.id).filter_by(slug=slug).scalar()
         acme = ids["acme"]
-        transfers.begin_upload(ctx, acme, None, "orders", "open.csv")  # still open
-        held = transfers.begin_upload(ctx, acme, None, "orders", "held.csv.part")
-        held.writer.write(b"12345")
-        assert transfers.complete_upload(ctx, held) == State.HELD
+        ctx.run(UploadSession.begin, acme, None, "orders", "open.csv")  # still open
+        held = ctx.run(UploadSession.begin, acme, None, "orders", "held.csv.part")
+        held.append(b"12345")
+        assert ctx.run(held.complete) == State.HELD
         first = _received(ctx, acme, "a.csv", CSV)
         _received(ctx, ids["other"], "theirs.csv", CSV)
-        claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+        claims = _claim(ctx)
         assert {c.transfer_id for c in claims} >= {first}
-        transfers.process_claims(ctx, claims)
+        process_batch(ctx, claims)
         again = CSV + b"3;Bakker;1,00\n"
         _received(ctx, acme, "a.csv", again)
         _received(ctx, ids["other"], "theirs.csv", CSV)  # waits, in the other tenant's inbox
 
-        listed = {e.name: e.size for e in transfers.inbox_entries(ctx, acme, "orders")}
+        listed = {e.name: e.size for e in ctx.run(inbox.inbox_entries, acme, "orders")}
         assert listed == {"open.csv": 0, "held.csv.part": 5, "a.csv": len(again)}
-        entry = transfers.inbox_entry(ctx, acme, "orders", "a.csv")
+        entry = ctx.run(inbox.inbox_entry, acme, "orders", "a.csv")
         assert entry is not None and entry.size == len(again)
-        assert transfers.inbox_entry(ctx, acme, "orders", "theirs.csv") is None
-        assert [e.name for e in transfers.inbox_entries(ctx, ids["other"], "orders")] == [
+        assert ctx.run(inbox.inbox_entry, acme, "orders", "theirs.csv") is None
+        assert [e.name for e in ctx.run(inbox.inbox_entries, ids["other"], "orders")] == [
             "theirs.csv"]
     finally:
         ctx.close()

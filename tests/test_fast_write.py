@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from doorvoer.context import Context
-from doorvoer.db import FastRead, FastWrite, new_id, writing
+from doorvoer.db import FastRead, FastWrite, new_id
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.models import State, Transfer
 
@@ -33,16 +33,17 @@ def _read(ctx: Context, transfer_id: str) -> dict[str, Any]:
 
 
 def test_rows_are_those_sqlalchemy_writes(ctx: Context) -> None:
-    with ctx.sessions() as s, s.begin():
+    with ctx.unit() as w:
         tenant = Tenant(slug="acme", name="Acme")
-        s.add(tenant)
-        s.flush()
+        w.session.add(tenant)
+        w.session.flush()
         tenant_id = tenant.id
     fast, slow = new_id(), new_id()
     received = {"tid": None, "state": State.RECEIVED, "received_at": WHEN, "bytes_in": 4096,
                 "lease_owner": None, "lease_until": None, "hold_until": None}
     stmt = update(T).where(T.c.id == bindparam("tid"))
-    with writing(ctx.engine) as conn:
+    with ctx.unit() as w:
+        conn = w.conn
         FastWrite(insert(T))(conn, _row(tenant_id, fast))
         conn.execute(insert(T), _row(tenant_id, slow))
         FastWrite(stmt)(conn, {**received, "tid": fast})
@@ -64,11 +65,12 @@ def test_rows_are_those_sqlalchemy_writes(ctx: Context) -> None:
 def test_many_rows_and_python_defaults(ctx: Context) -> None:
     """Several rows go in one call; a statement whose columns have Python-side defaults
     (Tenant.id, created_at…) is left to SQLAlchemy, which fills them in."""
-    with writing(ctx.engine) as conn:
+    with ctx.unit() as w:
+        conn = w.conn
         FastWrite(insert(Tenant.__table__))(conn, {"slug": "a", "name": "A"},
                                             {"slug": "b", "name": "B"})
-    with ctx.sessions() as s:
-        tenants = s.scalars(select(Tenant).order_by(Tenant.slug)).all()
+    with ctx.reading() as w:
+        tenants = w.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
     assert [(t.slug, len(t.id)) for t in tenants] == [("a", 32), ("b", 32)]
     assert all(t.created_at is not None for t in tenants)
 
@@ -76,13 +78,14 @@ def test_many_rows_and_python_defaults(ctx: Context) -> None:
 def test_fast_read_gives_what_sqlalchemy_reads(ctx: Context) -> None:
     """FastRead's rows hold the values `Connection.execute` gives (types converted, the
     statement's own constants bound), on an engine or inside a write transaction."""
-    with ctx.sessions() as s, s.begin():
+    with ctx.unit() as w:
         tenant = Tenant(slug="acme", name="Acme")
-        s.add(tenant)
-        s.flush()
+        w.session.add(tenant)
+        w.session.flush()
         tenant_id = tenant.id
     ids = [new_id(), new_id()]
-    with writing(ctx.engine) as conn:
+    with ctx.unit() as w:
+        conn = w.conn
         for transfer_id in ids:
             conn.execute(insert(T), _row(tenant_id, transfer_id))
         conn.execute(update(T).where(T.c.id == ids[1]).values(
@@ -100,7 +103,8 @@ def test_fast_read_gives_what_sqlalchemy_reads(ctx: Context) -> None:
                                                                   State.RECEIVED)
     assert row.received_at.tzinfo is not None  # as UTCDateTime gives it
     assert fast.first(ctx.engine, {"tenant": "nobody"}) is None
-    with writing(ctx.engine) as conn:  # inside a transaction: its own writes are seen
+    with ctx.unit() as w:  # inside a transaction: its own writes are seen
+        conn = w.conn
         conn.execute(update(T).where(T.c.id == ids[0]).values(
             state=State.RECEIVED, received_at=WHEN, bytes_in=1,
             opened_at=WHEN - timedelta(seconds=1)))

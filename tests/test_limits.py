@@ -20,7 +20,6 @@ from conftest import (
     transfers_of,
     wait_for,
 )
-from doorvoer.db import transaction
 from doorvoer.transfers.models import Delivery, DState, State, Transfer
 from doorvoer.vault.store import LocalStore
 
@@ -116,7 +115,8 @@ def test_output_not_fetched_in_time_is_erased_and_reported(own_node: OwnNode,
 def test_a_push_that_already_landed_is_not_sent_again(tmp_path: Path, sqlite_url: str) -> None:
     """A node died between the rename on the target and the commit: the retry finds the
     final name and records the delivery instead of uploading twice."""
-    from doorvoer.delivery.service import claim_push, push_one
+    from doorvoer.delivery.service import Job, claim
+    from doorvoer.jobs import push_one
     from doorvoer.processes.service import apply_process
     from doorvoer.tenants.service import require_tenant
     from test_delivery import PUSH_SPEC, Target, _connect
@@ -127,8 +127,8 @@ def test_a_push_that_already_landed_is_not_sent_again(tmp_path: Path, sqlite_url
     try:
         login = add_tenant(ctx, tmp_path, spec=CSV_SPEC)
         _connect(ctx, target)
-        with transaction(ctx.sessions) as s:
-            apply_process(s, require_tenant(s, "acme"), PUSH_SPEC.replace(
+        with ctx.unit() as w:
+            apply_process(w, require_tenant(w, "acme"), PUSH_SPEC.replace(
                 "  - pickup: out/\n", ""), "push")
         node = NodeThread(ctx).start()
         try:
@@ -145,23 +145,23 @@ def test_a_push_that_already_landed_is_not_sent_again(tmp_path: Path, sqlite_url
             node.stop()
         # Replay the crash window: the output is back, the delivery says SENDING.
         mtime = landed.stat().st_mtime_ns
-        with transaction(ctx.sessions) as s:
-            d = s.query(Delivery).one()
+        with ctx.unit() as u:
+            d = u.session.query(Delivery).one()
             t = d.transfer_id
             d.state = DState.SENDING
             d.done_at = None
-            tr = s.get_one(Transfer, t)
-            w = ctx.vault.create(s, tr.id, "output")
+            tr = u.session.get_one(Transfer, t)
+            w = ctx.vault.create(u, tr.id, "output")
             tr.output_blob_id = w.blob_id
             tr.state = State.DELIVERING
             tr.erased_at = None
         w.write(b"[]")
         w.close()
-        job = claim_push(ctx)
-        assert job is not None and not isinstance(job, str)
+        job = ctx.run(claim)
+        assert isinstance(job, Job)
         run(push_one(ctx, job))
-        with ctx.sessions() as s:
-            assert s.query(Delivery).one().state == DState.DELIVERED
+        with ctx.reading() as w:
+            assert w.session.query(Delivery).one().state == DState.DELIVERED
         assert landed.stat().st_mtime_ns == mtime
         assert sorted(p.name for p in landed.parent.iterdir()) == ["twice.json"]
     finally:

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import FAST, Login, add_tenant, asftp, make_ctx, wait_for
 from doorvoer.context import Context
-from doorvoer.transfers.models import Delivery, State
+from doorvoer.transfers.models import Delivery, State, Transfer
 from doorvoer.transfers.service import list_transfers
 from doorvoer.vault.models import BlobKey
 
@@ -96,16 +96,19 @@ class Server:
                 self.proc.kill()
 
 
+def _all(ctx: Context) -> list[Transfer]:
+    return ctx.run(list_transfers, write=False)
+
+
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Context, Server, Login]]:
     ctx = make_ctx(tmp_path, database_url)
     login = add_tenant(ctx, tmp_path, "acme", SLOW_SPEC)
-    from doorvoer.db import transaction
     from doorvoer.processes.service import apply_process
     from doorvoer.tenants.service import require_tenant
 
-    with transaction(ctx.sessions) as s:
-        apply_process(s, require_tenant(s, "acme"), PLAIN_SPEC, "plain")
+    with ctx.unit() as w:
+        apply_process(w, require_tenant(w, "acme"), PLAIN_SPEC, "plain")
     env = {**os.environ, "DOORVOER_DATABASE_URL": database_url, "DOORVOER_LOG_LEVEL": "debug"}
     env.update({f"DOORVOER_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
                 for k, v in FAST.items()})
@@ -136,24 +139,24 @@ def test_sigkill_mid_processing_then_restart_finishes_once(
     assert server.proc is not None
     workers = wait_for(lambda: _worker_pids(server.proc.pid), what="the worker process")
     asyncio.run(_upload(server.port, login, "/inbox/slow/k.csv", b"a,b\n1,2\n3,4\n"))
-    wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.PROCESSING],
+    wait_for(lambda: [t for t in _all(ctx) if t.state == State.PROCESSING],
              what="processing to start")
     server.kill()
     # The worker process goes with the node (end of file on its socket), in the middle
     # of the transform: no orphan finishes it behind the restarted node's back.
     wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=5,
              what="the killed node's worker process to exit")
-    t = list_transfers(ctx)[0]
+    t = _all(ctx)[0]
     assert t.state == State.PROCESSING and t.output_blob_id is None
 
     server.start()
-    t = wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.READY],
+    t = wait_for(lambda: [t for t in _all(ctx) if t.state == State.READY],
                  timeout=90, what="the restarted node to finish the transfer")[0]
     assert t.attempts == 2
     assert t.rows_out == 2
-    with ctx.sessions() as s:
-        deliveries = s.query(Delivery).filter_by(transfer_id=t.id).all()
-        keys = s.query(BlobKey).all()
+    with ctx.reading() as w:
+        deliveries = w.session.query(Delivery).filter_by(transfer_id=t.id).all()
+        keys = w.session.query(BlobKey).all()
     assert len(deliveries) == 1
     # Only the output blob remains: the input and the killed attempt's output are gone.
     assert [k.role for k in keys] == ["output"]
@@ -182,7 +185,7 @@ def test_a_killed_worker_process_is_replaced_and_its_transfer_finishes_once(
     assert server.proc is not None
     [worker] = wait_for(lambda: _worker_pids(server.proc.pid), what="the worker process")
     asyncio.run(_upload(server.port, login, "/inbox/slow/w.csv", b"a,b\n1,2\n3,4\n"))
-    wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.PROCESSING],
+    wait_for(lambda: [t for t in _all(ctx) if t.state == State.PROCESSING],
              what="processing to start")
     os.kill(worker, signal.SIGKILL)  # a transform that crashed its process, say
 
@@ -191,14 +194,14 @@ def test_a_killed_worker_process_is_replaced_and_its_transfer_finishes_once(
     [new_worker] = wait_for(lambda: [p for p in _worker_pids(server.proc.pid) if p != worker],
                             what="a new worker process")
     assert new_worker != worker
-    done = wait_for(lambda: [t for t in list_transfers(ctx) if t.state == State.READY]
-                    if len([t for t in list_transfers(ctx) if t.state == State.READY]) == 2
+    done = wait_for(lambda: [t for t in _all(ctx) if t.state == State.READY]
+                    if len([t for t in _all(ctx) if t.state == State.READY]) == 2
                     else [], timeout=90, what="both transfers to finish")
     slow = next(t for t in done if t.process_name == "slow")
     assert slow.attempts == 2 and slow.rows_out == 2
-    with ctx.sessions() as s:
-        assert s.query(Delivery).filter_by(transfer_id=slow.id).count() == 1
-        roles = sorted(k.role for k in s.query(BlobKey).all())
+    with ctx.reading() as w:
+        assert w.session.query(Delivery).filter_by(transfer_id=slow.id).count() == 1
+        roles = sorted(k.role for k in w.session.query(BlobKey).all())
     assert roles == ["output", "output"]  # no input left, no output of the cut attempt
     assert "worker process died" in server.log_path.read_text()
 
@@ -217,12 +220,12 @@ def test_sigkill_mid_upload_leaves_an_interrupted_transfer_and_no_residue(
 
     asyncio.run(half())
     server.start()
-    t = wait_for(lambda: [t for t in list_transfers(ctx) if t.state.final], timeout=30,
+    t = wait_for(lambda: [t for t in _all(ctx) if t.state.final], timeout=30,
                  what="the cut upload to be reported")[0]
     assert t.state == State.INTERRUPTED
     wait_for(lambda: not list(ctx.vault.store.ids()), what="the residue to be erased")
-    with ctx.sessions() as s:
-        assert s.query(BlobKey).count() == 0
+    with ctx.reading() as w:
+        assert w.session.query(BlobKey).count() == 0
 
 
 def _files_containing(roots: list[Path], needle: bytes) -> list[Path]:
@@ -260,10 +263,10 @@ def test_plaintext_never_on_disk_and_never_in_logs(
                 await f.write(ragged)
 
     asyncio.run(go())
-    wait_for(lambda: any(t.state == State.READY for t in list_transfers(ctx)),
+    wait_for(lambda: any(t.state == State.READY for t in _all(ctx)),
              what="the good file's output")
     assert _files_containing(roots, MARKER) == []
-    bad = wait_for(lambda: [t for t in list_transfers(ctx)
+    bad = wait_for(lambda: [t for t in _all(ctx)
                             if t.filename == "bad.csv" and t.state.final])[0]
     assert bad.state == State.FAILED
     assert "line 3" in bad.error and MARKER.decode() not in bad.error

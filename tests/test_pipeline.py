@@ -42,8 +42,8 @@ def test_upload_is_transformed_picked_up_and_erased(
     assert t.received_at <= t.processed_at <= t.input_erased_at <= t.erased_at
     assert t.residence_seconds is not None
     assert t.residence_seconds < 10
-    with ctx.sessions() as s:
-        assert s.query(BlobKey).count() == 0
+    with ctx.reading() as w:
+        assert w.session.query(BlobKey).count() == 0
     assert list(ctx.vault.store.ids()) == []
     # Gone from the outbox once the fetch grace is over.
     assert "week45.json" not in sftp_batch(node.port, login, "ls /outbox/orders\n").stdout

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.vault.models import BlobKey
 from doorvoer.vault.reader import WindowReader
 from doorvoer.vault.service import VaultError, load_master_key
@@ -19,8 +18,8 @@ PLAIN = b"Bakkerij De Vries;12,50\n" * 50_000
 
 
 def _store(ctx: Context, data: bytes) -> str:
-    with transaction(ctx.sessions) as s:
-        w = ctx.vault.create(s, "0" * 32, "input")
+    with ctx.unit() as u:
+        w = ctx.vault.create(u, "0" * 32, "input")
     for i in range(0, len(data), 65_536):
         w.write(data[i:i + 65_536])
     assert w.close() == len(data)
@@ -28,8 +27,8 @@ def _store(ctx: Context, data: bytes) -> str:
 
 
 def _read(ctx: Context, blob_id: str) -> bytes:
-    with ctx.sessions() as s:
-        r = ctx.vault.open(s, blob_id)
+    with ctx.reading() as w:
+        r = ctx.vault.open(w, blob_id)
     try:
         return r.read()
     finally:
@@ -58,15 +57,16 @@ def test_roundtrip_and_ciphertext_reveals_nothing(ctx: Context) -> None:
     raw = ctx.vault.store.path(blob).read_bytes()
     assert b"Bakkerij" not in raw
     assert ctx.vault.store.path(blob).stat().st_mode & 0o777 == 0o600
-    with ctx.sessions() as s:
-        wrapped = s.get_one(BlobKey, blob).wrapped_key
+    with ctx.reading() as w:
+        wrapped = w.session.get_one(BlobKey, blob).wrapped_key
     assert b"Bakkerij" not in wrapped
 
 
 def test_each_blob_has_its_own_key(ctx: Context) -> None:
     a, b = _store(ctx, b"same"), _store(ctx, b"same")
-    with ctx.sessions() as s:
-        assert s.get_one(BlobKey, a).wrapped_key != s.get_one(BlobKey, b).wrapped_key
+    with ctx.reading() as w:
+        keys = w.session.get_one(BlobKey, a), w.session.get_one(BlobKey, b)
+        assert keys[0].wrapped_key != keys[1].wrapped_key
     assert ctx.vault.store.path(a).read_bytes() != ctx.vault.store.path(b).read_bytes()
 
 
@@ -84,28 +84,22 @@ def test_erase_shreds_key_and_file(ctx: Context, tmp_path: Path) -> None:
     blob = _store(ctx, PLAIN)
     copy = tmp_path / "stolen-copy"
     copy.write_bytes(ctx.vault.store.path(blob).read_bytes())
-    with transaction(ctx.sessions) as s:
-        ctx.vault.erase(s, blob)
+    with ctx.unit() as w:
+        ctx.vault.erase(w, blob)
     assert not ctx.vault.store.exists(blob)
     for how in ("session", "engine", "connection"):
         with pytest.raises(VaultError, match="erased"):
             _read_by(ctx, blob, how)
 
 
-@pytest.mark.parametrize("block", ["transaction", "writing"])
-def test_an_erase_that_rolls_back_leaves_the_blob_whole(ctx: Context, block: str) -> None:
-    """The files go after the commit: a transaction that fails after an erase (a full
+def test_an_erase_that_rolls_back_leaves_the_blob_whole(ctx: Context) -> None:
+    """The files go after the commit: a unit of work that fails after an erase (a full
     disk at the commit, say) must not have destroyed the input it still refers to."""
-    from doorvoer.db import writing
-
     blob = _store(ctx, PLAIN)
 
-    def erasing():  # type: ignore[no-untyped-def]
-        return transaction(ctx.sessions) if block == "transaction" else writing(ctx.engine)
-
     def erase_then_fail() -> None:
-        with erasing() as db:
-            ctx.vault.erase(db, blob)
+        with ctx.unit() as w:
+            ctx.vault.erase(w, blob)
             assert ctx.vault.store.path(blob).exists()  # not before the commit either
             raise RuntimeError("the commit never happens")
 
@@ -113,8 +107,8 @@ def test_an_erase_that_rolls_back_leaves_the_blob_whole(ctx: Context, block: str
         erase_then_fail()
     assert _read(ctx, blob) == PLAIN
 
-    with erasing() as db:
-        ctx.vault.erase(db, blob)
+    with ctx.unit() as w:
+        ctx.vault.erase(w, blob)
     assert not ctx.vault.store.path(blob).exists()
     with pytest.raises(VaultError):
         _read(ctx, blob)
@@ -127,8 +121,8 @@ def test_window_reader_random_access(ctx: Context) -> None:
     def opener():  # type: ignore[no-untyped-def]
         nonlocal opens
         opens += 1
-        with ctx.sessions() as s:
-            return ctx.vault.open(s, blob)
+        with ctx.reading() as w:
+            return ctx.vault.open(w, blob)
 
     r = WindowReader(opener, window=256 * 1024)
     assert r.read(0, 100) == PLAIN[:100]

@@ -13,7 +13,6 @@ from tink import cleartext_keyset_handle, streaming_aead
 from tink.proto import aes_gcm_hkdf_streaming_pb2, common_pb2, tink_pb2
 
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.vault import streaming
 from doorvoer.vault.streaming import DecryptingReader, DecryptionError, EncryptingWriter
 
@@ -124,9 +123,10 @@ def test_a_blob_of_the_tink_era_is_still_read(ctx: Context) -> None:
     cleartext_keyset_handle.write(tink.BinaryKeysetWriter(out), handle)
     nonce = secrets.token_bytes(12)
     wrapped = nonce + ctx.vault._master.encrypt(nonce, out.getvalue(), blob_id.encode())
-    with transaction(ctx.sessions) as s:
-        s.add(BlobKey(blob_id=blob_id, owner_id="0" * 32, role="output", wrapped_key=wrapped))
-    with ctx.sessions() as s:
-        r = ctx.vault.open(s, blob_id)
+    with ctx.unit() as w:
+        w.session.add(BlobKey(blob_id=blob_id, owner_id="0" * 32, role="output",
+                              wrapped_key=wrapped))
+    with ctx.reading() as w:
+        r = ctx.vault.open(w, blob_id)
     assert r.read() == plain
     r.close()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from conftest import wait_for
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.vault.store import BLOB_ID, SPARE, LocalStore
 
 
@@ -60,12 +59,12 @@ def test_a_spare_swept_away_is_replaced_at_once(tmp_path: Path) -> None:
 def test_the_start_up_sweep_removes_spares_of_a_dead_process(ctx: Context) -> None:
     dead = ctx.vault.store.root / f"{SPARE}{'0' * 32}"
     dead.touch()
-    with transaction(ctx.sessions) as s:
-        w = ctx.vault.create(s, "0" * 32, "input")
+    with ctx.unit() as u:
+        w = ctx.vault.create(u, "0" * 32, "input")
     w.write(b"kept")
     w.close()
-    with ctx.sessions() as s:
-        assert ctx.vault.sweep_files(s) >= 1
+    with ctx.reading() as r:
+        assert ctx.vault.sweep_files(r) >= 1
     assert not dead.exists()
     assert list(ctx.vault.store.ids()) == [w.blob_id]  # a blob with a key stays
 

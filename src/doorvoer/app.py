@@ -14,11 +14,10 @@ from typing import Any, TypeVar
 import asyncssh
 import uvloop
 
+from doorvoer import jobs
 from doorvoer.context import Context
 from doorvoer.db import checkpoint
-from doorvoer.delivery.service import push_pending
 from doorvoer.sftp.server import start_server
-from doorvoer.transfers import service as transfers
 from doorvoer.web.server import WebServer
 from doorvoer.workers import Workers
 
@@ -94,7 +93,7 @@ class Node:
         def processed() -> None:  # a push is due
             loop.call_soon_threadsafe(self._wake.set)
 
-        erased = await asyncio.to_thread(transfers.residue_sweep, self.ctx)
+        erased = await asyncio.to_thread(jobs.residue_sweep, self.ctx)
         if erased:
             log.info("residue sweep", extra={"erased_blobs": erased})
         self.acceptor = await start_server(self.ctx, self.host, self.port)
@@ -130,15 +129,15 @@ class Node:
         self._wake.clear()
 
     async def _deliveries(self) -> None:
-        pushed = await push_pending(self.ctx)
+        pushed = await jobs.push_pending(self.ctx)
         if not pushed:
             await self._wait_for_work()
 
     async def _housekeeping(self) -> None:
         if self.workers is not None:
             self.workers.supervise()
-        await asyncio.to_thread(transfers.heartbeat, self.ctx)
-        await asyncio.to_thread(transfers.housekeeping, self.ctx)
+        await asyncio.to_thread(jobs.heartbeat, self.ctx)
+        await asyncio.to_thread(jobs.housekeeping, self.ctx)
         loop = asyncio.get_running_loop()
         if loop.time() - self._checkpointed >= CHECKPOINT_S:
             # Erased keys leave SQLite's WAL file within this time (P3).
@@ -165,7 +164,7 @@ class Node:
         """Wait until no transfer is in flight (for the demo and tests)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if await asyncio.to_thread(transfers.live_count, self.ctx) == 0:
+            if await asyncio.to_thread(jobs.in_flight, self.ctx) == 0:
                 return True
             await asyncio.sleep(0.1)
         return False

@@ -9,7 +9,7 @@ import asyncssh
 from doorvoer.config import Settings
 from doorvoer.context import Context
 from doorvoer.migrate import upgrade
-from doorvoer.web.tls import ensure_self_signed
+from doorvoer.tls import ensure_self_signed
 
 
 def init_data_dir(settings: Settings) -> Context:

@@ -17,14 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from doorvoer import log as logsetup
-from doorvoer.config import ConfigError, Settings, load_settings
+from doorvoer.config import Settings, load_settings
 from doorvoer.context import Context
-from doorvoer.db import transaction
-from doorvoer.errors import UserError
-from doorvoer.vault.service import VaultError
+from doorvoer.errors import ConfigError, UserError
+from doorvoer.unit import Work
+from doorvoer.vault.errors import VaultError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Doorvoer: zero-retention file transfer and transformation.")
@@ -78,9 +77,10 @@ def opened(settings: Settings, need_init: bool = True) -> Iterator[Context]:
 
 
 @contextmanager
-def unit_of_work(data_dir: Path | None) -> Iterator[tuple[Context, Session]]:
-    with opened(settings_for(data_dir)) as ctx, transaction(ctx.sessions) as s:
-        yield ctx, s
+def unit_of_work(data_dir: Path | None) -> Iterator[Work]:
+    """The command's one unit of work: it commits when the command succeeds."""
+    with opened(settings_for(data_dir)) as ctx, ctx.unit() as w:
+        yield w
 
 
 @app.command()
@@ -148,8 +148,8 @@ def tenant_create(
     """Create a tenant."""
     from doorvoer.tenants.service import create_tenant
 
-    with unit_of_work(data_dir) as (_, s):
-        create_tenant(s, slug, name, contact_email)
+    with unit_of_work(data_dir) as w:
+        create_tenant(w, slug, name, contact_email)
     out.print(f"tenant {slug} created")
 
 
@@ -158,8 +158,8 @@ def tenant_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     """List tenants."""
     from doorvoer.tenants.service import list_tenants
 
-    with unit_of_work(data_dir) as (_, s):
-        rows = [{"slug": t.slug, "name": t.name} for t in list_tenants(s)]
+    with unit_of_work(data_dir) as w:
+        rows = [{"slug": t.slug, "name": t.name} for t in list_tenants(w)]
     _emit(rows, as_json, "Tenants")
 
 
@@ -174,7 +174,7 @@ def account_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create an SFTP account; it logs in as NAME@TENANT."""
-    from doorvoer.accounts.service import create_account
+    from doorvoer.accounts.machines import create_account
 
     keys = []
     for path in ssh_key or []:
@@ -185,8 +185,8 @@ def account_create(
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    with unit_of_work(data_dir) as (_, s):
-        create_account(s, tenant, name, keys, password)
+    with unit_of_work(data_dir) as w:
+        create_account(w, tenant, name, keys, password)
     out.print(f"account {name}@{tenant} created")
 
 
@@ -213,9 +213,9 @@ def user_create(
         roles = ", ".join(r.value for r in Role if r != Role.ACCOUNT)
         raise fail(f"--role {role!r}: use one of {roles}") from None
     password = sys.stdin.readline().rstrip("\r\n")
-    with unit_of_work(data_dir) as (_, s):
-        tenant_id = require_tenant(s, tenant).id if tenant else None
-        create_user(s, email, name, role_value, tenant_id, password,
+    with unit_of_work(data_dir) as w:
+        tenant_id = require_tenant(w, tenant).id if tenant else None
+        create_user(w, email, name, role_value, tenant_id, password,
                     frozenset(p.strip() for p in permissions.split(",") if p.strip()))
     out.print(f"user {email} created ({role_value.label})")
 
@@ -230,8 +230,8 @@ def process_apply(tenant: str, spec: Path, data_dir: DataDir = None) -> None:
         text = spec.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"{spec}: cannot read it ({exc})") from None
-    with unit_of_work(data_dir) as (_, s):
-        p = apply_process(s, require_tenant(s, tenant), text, str(spec))
+    with unit_of_work(data_dir) as w:
+        p = apply_process(w, require_tenant(w, tenant), text, str(spec))
         name, version, folder = p.name, p.version, p.folder
     out.print(f"process {name} v{version} applied: files go in /inbox/{folder}/")
 
@@ -242,11 +242,11 @@ def process_list(tenant: str, data_dir: DataDir = None, as_json: JsonOut = False
     from doorvoer.processes.service import list_processes
     from doorvoer.tenants.service import require_tenant
 
-    with unit_of_work(data_dir) as (_, s):
+    with unit_of_work(data_dir) as w:
         rows = [
             {"name": p.name, "folder": f"/inbox/{p.folder}/", "version": p.version,
              "updated_at": _iso(p.updated_at)}
-            for p in list_processes(s, require_tenant(s, tenant))
+            for p in list_processes(w, require_tenant(w, tenant))
         ]
     _emit(rows, as_json, f"Processes of {tenant}")
 
@@ -281,8 +281,8 @@ def connection_set(
         password=None if private_key_stdin else secret.rstrip("\r\n"),
         private_key=secret if private_key_stdin else None,
     )
-    with unit_of_work(data_dir) as (ctx, s):
-        set_connection(s, ctx.sealer, require_tenant(s, tenant), name, conn)
+    with unit_of_work(data_dir) as w:
+        set_connection(w, require_tenant(w, tenant), name, conn)
     out.print(f"connection {name} of {tenant} set (stored sealed; it will not be shown again)")
 
 
@@ -302,11 +302,11 @@ def transfer_rows(ctx: Context, tenant: str | None) -> list[dict[str, Any]]:
     from doorvoer.transfers.schemas import TransferOut
     from doorvoer.transfers.service import list_transfers
 
-    with ctx.sessions() as s:
-        tenant_id = require_tenant(s, tenant).id if tenant else None
-        slugs = {tid: slug for tid, slug in s.execute(select(Tenant.id, Tenant.slug))}
-    return [TransferOut.of(t, slugs.get(t.tenant_id)).model_dump(mode="json")
-            for t in list_transfers(ctx, tenant_id)]
+    with ctx.reading() as w:
+        tenant_id = require_tenant(w, tenant).id if tenant else None
+        slugs = {r.id: r.slug for r in w.execute(select(Tenant.id, Tenant.slug))}
+        return [TransferOut.of(t, slugs.get(t.tenant_id)).model_dump(mode="json")
+                for t in list_transfers(w, tenant_id)]
 
 
 @transfers_app.command("list")

@@ -11,11 +11,9 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from doorvoer.errors import ConfigError
+
 DEFAULT_DATA_DIR = "./doorvoer-data"
-
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message says which."""
 
 
 class Settings(BaseSettings):
@@ -48,8 +46,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(2 * 1024**3, ge=1)
     max_sessions_per_account: int = Field(16, ge=1)
     max_open_handles: int = Field(64, ge=1)
-    max_failed_logins: int = Field(10, ge=1)  # per user name and per address, per window
-    failed_login_window_s: float = Field(300.0, gt=0)
+    max_failed_logins: int = Field(5, ge=1)  # failed sign-ins per name, per window
+    max_failed_logins_per_address: int = Field(20, ge=1)  # and per client address
+    failed_login_window_s: float = Field(900.0, gt=0)
     reorder_buffer_bytes: int = Field(32 * 1024**2, ge=64 * 1024)
     stat_grace_s: float = Field(30.0, ge=0)  # a just-closed inbox file stays stat-able
     fetch_grace_s: float = Field(10.0, ge=0)  # a fetched output stays fetchable

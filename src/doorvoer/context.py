@@ -6,16 +6,21 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from doorvoer.config import Settings
-from doorvoer.db import make_engine, make_sessions
+from doorvoer.db import make_engine
 from doorvoer.secrets.sealing import Sealer
+from doorvoer.unit import Work
 from doorvoer.vault.service import Vault, load_master_key
 from doorvoer.vault.store import LocalStore
 
+if TYPE_CHECKING:
+    from doorvoer.access.policy import Actor
+
+T = TypeVar("T")
 VAULT_SPARES = 16  # empty files the vault creates ahead (see vault/store.py)
 
 
@@ -23,7 +28,6 @@ VAULT_SPARES = 16  # empty files the vault creates ahead (see vault/store.py)
 class Context:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
     vault: Vault
     sealer: Sealer
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -36,8 +40,20 @@ class Context:
         master = load_master_key(settings.master_key_path, settings.master_key)
         vault = Vault(LocalStore(settings.vault_dir, spares=VAULT_SPARES), master,
                       fsync=settings.fsync)
-        return cls(settings=settings, engine=engine, sessions=make_sessions(engine), vault=vault,
-                   sealer=Sealer(master))
+        return cls(settings=settings, engine=engine, vault=vault, sealer=Sealer(master))
+
+    def unit(self, *, actor: Actor | None = None, source: str | None = None) -> Work:
+        """A unit of work that may write (see unit.py): `with ctx.unit() as w: ...`."""
+        return Work(self, write=True, actor=actor, source=source)
+
+    def reading(self, *, actor: Actor | None = None, source: str | None = None) -> Work:
+        """A unit of work that only reads: on SQLite it never waits for the writer."""
+        return Work(self, write=False, actor=actor, source=source)
+
+    def run(self, fn: Callable[..., T], *args: Any, write: bool = True) -> T:
+        """`fn(w, *args)` in a unit of work of its own (a job's step, a test's)."""
+        with (self.unit() if write else self.reading()) as w:
+            return fn(w, *args)
 
     def close(self) -> None:
         self.vault.store.close()

@@ -1,4 +1,6 @@
-"""Database engine, sessions and the declarative base. Migrations live in migrations/."""
+"""The database engine, the declarative base, SQLite's writer lock and the fast
+statements of the hot paths. Transactions are units of work (`unit.py`); migrations
+live in migrations/."""
 
 from __future__ import annotations
 
@@ -9,15 +11,15 @@ import os
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger("doorvoer.db")
@@ -103,10 +105,6 @@ def make_engine(url: str, durable: bool = False) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def make_sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
 WRITE_OPTION = "doorvoer_write"
 
 
@@ -166,7 +164,7 @@ _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKe
 _WRITERS_GUARD = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> _WriterLock | None:
+def writer_lock(engine: Engine) -> _WriterLock | None:
     if not is_sqlite(engine):
         return None
     with _WRITERS_GUARD:
@@ -185,7 +183,7 @@ def unless_waiting(engine: Engine) -> Iterator[bool]:
     re-entrant) without ever waiting for another writer, so an event loop can do such
     work itself instead of handing it to a thread. Elsewhere (PostgreSQL, whose
     statements travel over the network) it is never taken."""
-    lock = _writer_lock(engine)
+    lock = writer_lock(engine)
     if lock is None or not lock.try_enter():
         yield False
         return
@@ -193,59 +191,6 @@ def unless_waiting(engine: Engine) -> Iterator[bool]:
         yield True
     finally:
         lock.__exit__()
-
-
-_AFTER_COMMIT = "doorvoer.after_commit"
-
-
-def after_commit(db: Session | Connection, job: Callable[[], None]) -> bool:
-    """Run `job` once the transaction of `db` (a `transaction` or `writing` block) has
-    committed, after the writer lock is released; not at all if it rolls back. False
-    when `db` is in no such block: the caller decides (the vault then acts at once)."""
-    jobs: list[Callable[[], None]] | None = db.info.get(_AFTER_COMMIT)
-    if jobs is None:
-        return False
-    jobs.append(job)
-    return True
-
-
-def _run_jobs(jobs: list[Callable[[], None]]) -> None:
-    for job in jobs:
-        try:
-            job()
-        except Exception:
-            # What is left (a blob file without its key) is unreadable residue that the
-            # start-up sweep removes; the commit stands.
-            log.exception("after-commit job failed")
-
-
-@contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work that writes: commit on success, roll back on any error."""
-    bind = sessions.kw["bind"]
-    jobs: list[Callable[[], None]] = []
-    with _writer_lock(bind) or nullcontext(), sessions() as session, session.begin():
-        session.info[_AFTER_COMMIT] = jobs
-        session.connection(execution_options={WRITE_OPTION: True})
-        yield session
-    _run_jobs(jobs)
-
-
-@contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction on a plain connection, for the hot paths where the ORM's
-    unit of work costs more than the statements (an upload's open and close)."""
-    jobs: list[Callable[[], None]] = []
-    with _writer_lock(engine) or nullcontext(), engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        # Connection.info belongs to the pooled DBAPI connection: set for this block only.
-        conn.info[_AFTER_COMMIT] = jobs
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            conn.info.pop(_AFTER_COMMIT, None)
-    _run_jobs(jobs)
 
 
 class FastWrite:
@@ -307,12 +252,10 @@ class FastRead:
             self._plan_of[dialect.name] = _ReadPlan.of(self.statement, dialect)
         return self._plan_of[dialect.name]
 
-    def first(self, db: Engine | Connection | Session, params: dict[str, Any]) -> Any:
+    def first(self, db: Engine | Connection, params: dict[str, Any]) -> Any:
         """The first row, or None. On an Engine, outside any transaction: a lone SELECT
         in SQLite's autocommit mode sees one consistent state of the database; on a
-        Connection or Session, in its transaction."""
-        if isinstance(db, Session):
-            db = db.connection()
+        Connection, in its transaction."""
         plan = self._plan(db.dialect) if db.dialect.name == "sqlite" else None
         if plan is None:
             if isinstance(db, Engine):
@@ -375,7 +318,7 @@ def is_sqlite(engine: Engine) -> bool:
 
 def checkpoint(engine: Engine) -> None:
     """Fold the SQLite WAL into the main file so erased key bytes leave the log too."""
-    lock = _writer_lock(engine)
+    lock = writer_lock(engine)
     if lock is not None:
         with lock:  # no writer of the node is half-way
             raw = engine.raw_connection()  # outside any transaction, which would block it

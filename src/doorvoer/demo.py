@@ -16,18 +16,17 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from doorvoer.access.policy import Role
+from doorvoer.accounts.machines import create_account
 from doorvoer.accounts.people import create_user
-from doorvoer.accounts.service import create_account
 from doorvoer.app import Node, free_ports
 from doorvoer.bootstrap import host_key_fingerprint, init_data_dir
 from doorvoer.config import load_settings
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.processes.service import apply_process
 from doorvoer.tenants.service import create_tenant
+from doorvoer.tls import fingerprint
 from doorvoer.transfers.models import Transfer
 from doorvoer.vault.models import BlobKey
-from doorvoer.web.tls import fingerprint
 
 SPEC = """\
 name: orders-to-webshop
@@ -90,11 +89,11 @@ def _setup(ctx: Context, key_path: Path, password: str) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     key.write_private_key(str(key_path))
     key_path.chmod(0o600)
-    with transaction(ctx.sessions) as s:
-        tenant = create_tenant(s, "demo", "Demo Groothandel B.V.", "privacy@demo.example")
-        create_account(s, "demo", "demo", [key.export_public_key().decode()], password)
-        apply_process(s, tenant, SPEC, "demo process")
-        create_user(s, DEMO_ADMIN, "Demo Admin", Role.TENANT_ADMIN, tenant.id, password)
+    with ctx.unit() as w:
+        tenant = create_tenant(w, "demo", "Demo Groothandel B.V.", "privacy@demo.example")
+        create_account(w, "demo", "demo", [key.export_public_key().decode()], password)
+        apply_process(w, tenant, SPEC, "demo process")
+        create_user(w, DEMO_ADMIN, "Demo Admin", Role.TENANT_ADMIN, tenant.id, password)
 
 
 async def _send_and_fetch(port: int, key_path: Path, csv: bytes) -> bytes:
@@ -118,9 +117,9 @@ async def _send_and_fetch(port: int, key_path: Path, csv: bytes) -> bytes:
 
 
 def _story(console: Console, ctx: Context, output: bytes) -> None:
-    with ctx.sessions() as s:
-        transfers = list(s.scalars(select(Transfer).order_by(Transfer.opened_at)))
-        keys_left = s.scalar(select(func.count()).select_from(BlobKey))
+    with ctx.reading() as w:
+        transfers = list(w.session.scalars(select(Transfer).order_by(Transfer.opened_at)))
+        keys_left = w.session.scalar(select(func.count()).select_from(BlobKey))
     blobs_left = sum(1 for _ in ctx.vault.store.ids())
     spare_bytes = ctx.vault.store.spare_bytes()
 

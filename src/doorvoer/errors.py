@@ -1,5 +1,6 @@
-"""Errors shared by every door: a UserError is something the user can fix, and its
-message says what (exit code 1, SFTP failure status, HTTP 4xx)."""
+"""The errors every area's own derive from: a UserError is something the user can fix,
+and its message says what (exit code 1, SFTP failure status, HTTP 4xx). Each area keeps
+its own exceptions in its `errors.py`; each door maps them in one place."""
 
 
 class UserError(Exception):
@@ -10,5 +11,5 @@ class NotFound(UserError):
     pass
 
 
-class Denied(Exception):
-    """The access policy refused. Doors turn it into their own 'permission denied'."""
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which."""

@@ -5,7 +5,7 @@ HTTPS doors share one event loop and one GIL; a transform is CPU work (decoding,
 DuckDB, encryption) that would take both from them. In its own process it runs on
 another core, and a transform that crashes or exhausts memory takes down only the
 worker process: the node starts a new one, the transfer's lease runs out and it is
-tried again (at most `transfers.MAX_ATTEMPTS` times).
+tried again (at most `transfers.work.MAX_ATTEMPTS` times).
 
 `worker_processes = 0` runs the same worker threads inside the node process (tests,
 small installations). Either way there are `workers` threads per host.
@@ -35,10 +35,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from doorvoer.config import Settings
 from doorvoer.context import Context
 from doorvoer.transfers.models import State
+
+if TYPE_CHECKING:
+    from doorvoer.transfers.work import Claim
 
 log = logging.getLogger("doorvoer.workers")
 
@@ -53,16 +57,34 @@ NICENESS = 5
 WAKE, DONE, QUIT = b"w", b"d", b"q"
 
 
+def process_batch(ctx: Context, claims: list[Claim]) -> dict[str, State]:
+    """Transform claimed transfers (no unit of work is open meanwhile: a transform takes
+    as long as it takes), then record every outcome in one unit."""
+    from doorvoer.transfers import work
+
+    outcomes = {c.transfer_id: work.transform(ctx, c) for c in claims}
+    return ctx.run(work.record, outcomes)
+
+
+def claim_and_process(ctx: Context, limit: int = 16) -> dict[str, State]:
+    """One worker step by hand: claim what is waiting (up to `limit` small files) and
+    process it."""
+    from doorvoer.transfers import work
+
+    claims = ctx.run(work.claim, limit)
+    return process_batch(ctx, claims) if claims else {}
+
+
 def work_loop(ctx: Context, stop: threading.Event, wake: threading.Event,
               done: Callable[[], None]) -> None:
     """One worker thread. Never raises: a failure is logged and the loop goes on."""
     from doorvoer import transforms
-    from doorvoer.transfers import service as transfers
+    from doorvoer.transfers import work
 
     worked = False
     while not stop.is_set():
         try:
-            claims = transfers.claim_next(ctx, transfers.BATCH_FILES)
+            claims = ctx.run(work.claim, work.BATCH_FILES)
             if not claims:
                 if worked:  # going idle: what the transforms freed goes back
                     transforms.release_memory()
@@ -74,7 +96,7 @@ def work_loop(ctx: Context, stop: threading.Event, wake: threading.Event,
                 wake.clear()
                 continue
             worked = True
-            states = transfers.process_claims(ctx, claims)
+            states = process_batch(ctx, claims)
             for tid, state in states.items():
                 log.info("processed", extra={"transfer": tid, "state": str(state)})
             if State.DELIVERING in states.values():
@@ -154,11 +176,11 @@ def child_main(fd: int) -> None:
 
 def _heartbeat(ctx: Context, stop: threading.Event) -> None:
     """Keep this process's leases alive; they run out if it dies."""
-    from doorvoer.transfers import service as transfers
+    from doorvoer.transfers import lifecycle
 
     while not stop.wait(ctx.settings.lease_s / 3):
         try:
-            transfers.heartbeat(ctx)
+            ctx.run(lifecycle.heartbeat)
         except Exception:
             log.exception("worker heartbeat failed")
 

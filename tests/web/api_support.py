@@ -15,16 +15,16 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from conftest import Login, NodeThread, add_tenant, make_ctx
 from doorvoer.access.policy import Role
+from doorvoer.accounts.machines import create_token, revoke_token
 from doorvoer.accounts.models import ApiToken
 from doorvoer.accounts.people import create_user
-from doorvoer.accounts.tokens import create_token, revoke_token
 from doorvoer.context import Context
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.tenants.service import require_tenant
+from doorvoer.unit import Work
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 TOKEN = re.compile(r"dvt_[A-Za-z0-9_-]{43}")
@@ -57,35 +57,35 @@ class Web:
                             timeout=30, **kwargs)
 
     def tenant_id(self, slug: str) -> str:
-        with self.ctx.sessions() as s:
-            return require_tenant(s, slug).id
+        with self.ctx.reading() as w:
+            return require_tenant(w, slug).id
 
     def token(self, slug: str, scopes: Iterable[str], created_by: str | None = None,
               days: int = 90) -> str:
-        with transaction(self.ctx.sessions) as s:
-            return create_token(s, require_tenant(s, slug).id, created_by, "test",
+        with self.ctx.unit() as w:
+            return create_token(w, require_tenant(w, slug).id, created_by, "test",
                                 scopes, days).secret
 
-    def token_row(self, s: Session, secret: str) -> ApiToken:
+    def token_row(self, w: Work, secret: str) -> ApiToken:
         digest = hashlib.sha256(secret.encode()).hexdigest()
-        return s.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).one()
+        return w.session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).one()
 
     def expire(self, secret: str) -> None:
-        with transaction(self.ctx.sessions) as s:
-            self.token_row(s, secret).expires_at = utcnow() - timedelta(seconds=1)
+        with self.ctx.unit() as w:
+            self.token_row(w, secret).expires_at = utcnow() - timedelta(seconds=1)
 
     def revoke(self, secret: str) -> None:
-        with transaction(self.ctx.sessions) as s:
-            row = self.token_row(s, secret)
-            assert revoke_token(s, row.tenant_id, row.id) is row
+        with self.ctx.unit() as w:
+            row = self.token_row(w, secret)
+            assert revoke_token(w, row.tenant_id, row.id) is row
 
     def person(self, slug: str, role: Role = Role.TENANT_ADMIN,
                permissions: frozenset[str] = frozenset()) -> tuple[str, str, str]:
         """(user id, e-mail, password) of a new person of the tenant."""
         email = f"{role.value.replace('_', '-')}-{secrets.token_hex(3)}@{slug}.example"
         password = secrets.token_urlsafe(16)
-        with transaction(self.ctx.sessions) as s:
-            user = create_user(s, email, "Test Person", role, require_tenant(s, slug).id,
+        with self.ctx.unit() as w:
+            user = create_user(w, email, "Test Person", role, require_tenant(w, slug).id,
                                password, permissions)
             return user.id, email, password
 

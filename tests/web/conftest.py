@@ -28,9 +28,10 @@ from sqlalchemy import select, update
 
 from doorvoer.access.policy import Role
 from doorvoer.accounts.models import User, WebSession
-from doorvoer.accounts.people import create_user, start_session
+from doorvoer.accounts.people import create_user
+from doorvoer.accounts.sessions import start_session
 from doorvoer.context import Context
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.tenants.service import create_tenant, require_tenant
 from doorvoer.web.cookies import SESSION
 
@@ -168,21 +169,21 @@ class AccountPortal:
         return c
 
     def tenant(self, slug: str) -> str:
-        with transaction(self.ctx.sessions) as s:
-            return create_tenant(s, slug, slug.title(), None).id
+        with self.ctx.unit() as w:
+            return create_tenant(w, slug, slug.title(), None).id
 
     def tenant_id(self, slug: str) -> str:
-        with self.ctx.sessions() as s:
-            return require_tenant(s, slug).id
+        with self.ctx.reading() as w:
+            return require_tenant(w, slug).id
 
     def person(self, role: Role, slug: str | None = None, email: str | None = None,
                permissions: frozenset[str] = frozenset()) -> tuple[str, str]:
         """(e-mail, password) of a new person."""
         email = email or f"{role.value.replace('_', '-')}-{secrets.token_hex(3)}@example.org"
         password = secrets.token_urlsafe(16)
-        with transaction(self.ctx.sessions) as s:
-            tenant_id = require_tenant(s, slug).id if slug else None
-            create_user(s, email, "Test Person", role, tenant_id, password, permissions)
+        with self.ctx.unit() as w:
+            tenant_id = require_tenant(w, slug).id if slug else None
+            create_user(w, email, "Test Person", role, tenant_id, password, permissions)
         return email, password
 
     def login(self, email: str, password: str, totp: TotpClock | None = None,
@@ -215,18 +216,18 @@ class AccountPortal:
 
     def session_client(self, email: str, two_factor: bool = False) -> httpx.Client:
         """A client with a session started on the server side, as another browser's."""
-        with transaction(self.ctx.sessions) as s:
-            user = s.scalars(select(User).where(User.email == email)).one()
-            token = start_session(s, user, two_factor=two_factor, pending_2fa=False).token
+        with self.ctx.unit() as w:
+            user = w.session.scalars(select(User).where(User.email == email)).one()
+            token = start_session(w, user, two_factor=two_factor, pending_2fa=False).token
         c = self.client()
         c.cookies.set(SESSION.name, token, domain="127.0.0.1")
         return c
 
     def stale_reauth(self, email: str) -> None:
         """Make the sessions' last second-factor check an hour old."""
-        with transaction(self.ctx.sessions) as s:
-            user_id = s.scalars(select(User.id).where(User.email == email)).one()
-            s.execute(update(WebSession).where(WebSession.user_id == user_id)
+        with self.ctx.unit() as w:
+            user_id = w.session.scalars(select(User.id).where(User.email == email)).one()
+            w.session.execute(update(WebSession).where(WebSession.user_id == user_id)
                       .values(reauth_at=utcnow() - timedelta(hours=1)))
 
     @staticmethod
@@ -283,8 +284,8 @@ class ReportPortal:
     def process(self, slug: str, spec: str) -> None:
         from doorvoer.processes.service import apply_process
 
-        with transaction(self.ctx.sessions) as s:
-            apply_process(s, require_tenant(s, slug), spec, "spec")
+        with self.ctx.unit() as w:
+            apply_process(w, require_tenant(w, slug), spec, "spec")
 
     def person(self, role: Role, slug: str | None = None,
                permissions: frozenset[str] = frozenset()) -> httpx.Client:
@@ -294,9 +295,9 @@ class ReportPortal:
         email = f"{role.value.replace('_', '-')}-{secrets.token_hex(4)}@example.org"
         password = secrets.token_urlsafe(16)
         secret = totp.new_secret() if role.is_staff else None
-        with transaction(self.ctx.sessions) as s:
-            tenant_id = require_tenant(s, slug).id if slug else None
-            user = create_user(s, email, f"Test {role.label}", role, tenant_id, password,
+        with self.ctx.unit() as w:
+            tenant_id = require_tenant(w, slug).id if slug else None
+            user = create_user(w, email, f"Test {role.label}", role, tenant_id, password,
                                permissions)
             if secret is not None:
                 user.totp_secret = totp.seal_secret(self.ctx.sealer, user, secret)
@@ -323,9 +324,9 @@ class ReportPortal:
         from doorvoer.transfers.models import State, Transfer
 
         state = state or State.ERASED
-        with transaction(self.ctx.sessions) as s:
-            tenant = require_tenant(s, slug)
-            p = s.scalar(select(Process).where(Process.tenant_id == tenant.id,
+        with self.ctx.unit() as w:
+            tenant = require_tenant(w, slug)
+            p = w.session.scalar(select(Process).where(Process.tenant_id == tenant.id,
                                                Process.name == process)) if process else None
             t = Transfer(tenant_id=tenant.id, process_id=p.id if p else None,
                          process_name=process, folder=p.folder if p else "orders",
@@ -333,8 +334,8 @@ class ReportPortal:
                          bytes_in=bytes_in, bytes_out=bytes_out, error=error)
             if state.final and residence is not None:
                 t.input_erased_at = t.erased_at = when + timedelta(seconds=residence)
-            s.add(t)
-            s.flush()
+            w.session.add(t)
+            w.session.flush()
             return t.id
 
     def transfer_count(self, slug: str | None = None) -> int:
@@ -342,11 +343,11 @@ class ReportPortal:
 
         from doorvoer.transfers.models import Transfer
 
-        with self.ctx.sessions() as s:
+        with self.ctx.reading() as w:
             q = select(func.count()).select_from(Transfer)
             if slug:
-                q = q.where(Transfer.tenant_id == require_tenant(s, slug).id)
-            return s.scalar(q) or 0
+                q = q.where(Transfer.tenant_id == require_tenant(w, slug).id)
+            return w.session.scalar(q) or 0
 
     @staticmethod
     def post_form(c: httpx.Client, page: str, action: str,

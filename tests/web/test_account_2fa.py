@@ -51,8 +51,8 @@ def test_totp_login_replay_and_recovery_codes(account_portal: AccountPortal) -> 
     assert len(secret.replace(" ", "")) == 32
     # Reloading keeps the same secret (the QR code the phone scanned stays right).
     assert SECRET.search(c.get("/account/2fa").text).group(1) == secret  # type: ignore[union-attr]
-    with p.ctx.sessions() as s:
-        user = s.scalars(select(User).where(User.email == email)).one()
+    with p.ctx.reading() as w:
+        user = w.session.scalars(select(User).where(User.email == email)).one()
         assert user.totp_secret is None and user.totp_pending is not None
         assert secret.replace(" ", "").encode() not in user.totp_pending  # sealed
 
@@ -64,8 +64,8 @@ def test_totp_login_replay_and_recovery_codes(account_portal: AccountPortal) -> 
     account = c.get("/account").text  # the new session cookie came with the codes page
     assert 'id="account-2fa"><span class="badge ok">on' in account
     assert 'id="account-recovery">10' in account
-    with p.ctx.sessions() as s:
-        hashes = list(s.scalars(select(RecoveryCode.code_hash)))
+    with p.ctx.reading() as w:
+        hashes = list(w.session.scalars(select(RecoveryCode.code_hash)))
         assert len(hashes) == 10 and not set(codes) & set(hashes)
 
     # Log out, log in again with a code from the app.
@@ -96,8 +96,8 @@ def test_totp_login_replay_and_recovery_codes(account_portal: AccountPortal) -> 
     again.post("/login", data={"email": email, "password": password})
     r = p.post(again, "/login/2fa", {"code": codes[3]}, page="/login/2fa")
     assert r.status_code == 401
-    with p.ctx.sessions() as s:
-        used_rows = list(s.scalars(select(RecoveryCode).where(
+    with p.ctx.reading() as w:
+        used_rows = list(w.session.scalars(select(RecoveryCode).where(
             RecoveryCode.used_at.is_not(None))))
         assert len(used_rows) == 1
 
@@ -143,10 +143,10 @@ def test_turning_2fa_off_and_new_codes_need_a_fresh_check(
     assert "Two-factor authentication is off." in c.get(r.headers["location"]).text
     notice = p.mails.wait_for(email, "Two-factor authentication is off")
     assert "turned off" in p.mails.body(notice)
-    with p.ctx.sessions() as s:
-        user = s.scalars(select(User).where(User.email == email)).one()
+    with p.ctx.reading() as w:
+        user = w.session.scalars(select(User).where(User.email == email)).one()
         assert user.totp_secret is None and user.totp_enabled_at is None
-        assert not list(s.scalars(select(RecoveryCode)))
+        assert not list(w.session.scalars(select(RecoveryCode)))
     # Logging in needs the password only again.
     r = p.client().post("/login", data={"email": email, "password": password})
     assert r.status_code == 303 and r.headers["location"] != "/login/2fa"
@@ -172,5 +172,5 @@ def test_staff_cannot_work_without_2fa(account_portal: AccountPortal) -> None:
     assert "Operator staff must" not in c.get("/account/2fa").text
     r = p.post(c, "/account/2fa/disable", {}, page="/account/2fa")
     assert r.status_code == 403 and "staff cannot work without two-factor" in r.text
-    with p.ctx.sessions() as s:
-        assert s.scalars(select(User.totp_secret).where(User.email == email)).one()
+    with p.ctx.reading() as w:
+        assert w.session.scalars(select(User.totp_secret).where(User.email == email)).one()

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from doorvoer.access.policy import Role
 from doorvoer.accounts.models import EmailToken, User
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.tenants.service import require_tenant, set_contract
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ def test_external_user_invited_with_reports_only(account_portal: AccountPortal) 
     page = admin.get("/t/acme/users?done=invited").text
     assert "The invitation was sent." in page
     assert "accountant@example.org" in page and "reports" in page
-    with p.ctx.sessions() as s:
-        row = s.scalars(select(EmailToken).where(EmailToken.purpose == "invite")).one()
+    with p.ctx.reading() as w:
+        row = w.session.scalars(select(EmailToken).where(EmailToken.purpose == "invite")).one()
         assert token not in {row.token_hash, row.id}  # only a hash is kept
         assert timedelta(days=6, hours=23) < row.expires_at - utcnow() <= timedelta(days=7)
 
@@ -63,8 +63,8 @@ def test_external_user_invited_with_reports_only(account_portal: AccountPortal) 
                                              "confirm": PASSWORD})
     assert r.status_code == 303, r.text  # logged in
     assert guest.get("/account").status_code == 200
-    with p.ctx.sessions() as s:
-        user = s.scalars(select(User).where(User.email == "accountant@example.org")).one()
+    with p.ctx.reading() as w:
+        user = w.session.scalars(select(User).where(User.email == "accountant@example.org")).one()
         assert (user.role, user.permissions, user.name) == ("external", "reports",
                                                             "Anna de Boer")
         assert user.tenant_id == p.tenant_id("acme")
@@ -97,8 +97,8 @@ def test_invitation_links_expire_and_can_be_revoked(account_portal: AccountPorta
     admin = p.login(*p.person(Role.TENANT_ADMIN, "acme"))
 
     expired = invite(p, admin, "late@example.org", "tenant_member")
-    with transaction(p.ctx.sessions) as s:
-        s.execute(update(EmailToken).where(EmailToken.email == "late@example.org")
+    with p.ctx.unit() as w:
+        w.session.execute(update(EmailToken).where(EmailToken.email == "late@example.org")
                   .values(expires_at=utcnow() - timedelta(seconds=1)))
     guest = p.client()
     r = guest.get(f"/invite/{expired}")
@@ -109,8 +109,8 @@ def test_invitation_links_expire_and_can_be_revoked(account_portal: AccountPorta
     assert "late@example.org" not in admin.get("/t/acme/users").text
 
     revoked = invite(p, admin, "maybe@example.org", "tenant_member")
-    with p.ctx.sessions() as s:
-        invitation_id = s.scalars(select(EmailToken.id).where(
+    with p.ctx.reading() as w:
+        invitation_id = w.session.scalars(select(EmailToken.id).where(
             EmailToken.email == "maybe@example.org")).one()
     r = p.post(admin, f"/t/acme/invitations/{invitation_id}/revoke", {}, page="/t/acme/users")
     assert r.status_code == 303
@@ -125,15 +125,15 @@ def test_invitation_links_expire_and_can_be_revoked(account_portal: AccountPorta
 
     # When the tenant's contract has ended, an open invitation no longer works.
     ended = invite(p, admin, "after@example.org", "tenant_member", nth=1)
-    with transaction(p.ctx.sessions) as s:
-        set_contract(s, require_tenant(s, "acme"), "ended")
+    with p.ctx.unit() as w:
+        set_contract(w, require_tenant(w, "acme"), "ended")
     r = guest.post(f"/invite/{ended}", data={"name": "After", "password": PASSWORD,
                                              "confirm": PASSWORD})
     assert r.status_code == 410
-    with p.ctx.sessions() as s:
-        assert s.scalar(select(User).where(User.email == "after@example.org")) is None
-    with transaction(p.ctx.sessions) as s:
-        set_contract(s, require_tenant(s, "acme"), "active")
+    with p.ctx.reading() as w:
+        assert w.session.scalar(select(User).where(User.email == "after@example.org")) is None
+    with p.ctx.unit() as w:
+        set_contract(w, require_tenant(w, "acme"), "active")
 
     # What cannot be invited says why, and keeps what was typed.
     r = p.post(admin, "/t/acme/invitations", {"email": "ext@example.org", "role": "external"},
@@ -169,8 +169,8 @@ def test_removing_people(account_portal: AccountPortal) -> None:
     page = member.get("/t/acme/users")
     assert page.status_code == 200 and admin_email in page.text
     assert "Invite someone" not in page.text and "/remove" not in page.text
-    with p.ctx.sessions() as s:
-        ids = {email: uid for email, uid in s.execute(select(User.email, User.id))}
+    with p.ctx.reading() as w:
+        ids = {email: uid for email, uid in w.session.execute(select(User.email, User.id))}
     r = p.post(member, f"/t/acme/users/{ids[admin_email]}/remove", {}, page="/t/acme/users")
     assert r.status_code == 403
     # Another tenant's admin sees nothing of this one.

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from doorvoer.access.policy import Role
 from doorvoer.accounts.models import EmailToken, WebSession
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 
 if TYPE_CHECKING:
     from web.conftest import AccountPortal
@@ -58,8 +58,8 @@ def test_password_change_needs_the_current_one_and_a_fresh_check(
     assert "Your password was changed" in c.get(r.headers["location"]).text
     r = other.get("/account")
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
-    with p.ctx.sessions() as s:
-        assert len(list(s.scalars(select(WebSession)))) == 1
+    with p.ctx.reading() as w:
+        assert len(list(w.session.scalars(select(WebSession)))) == 1
     assert "was changed" in p.mails.body(p.mails.wait_for(email, "Your password was changed"))
     assert p.client().post("/login", data={"email": email,
                                            "password": password}).status_code == 401
@@ -98,8 +98,8 @@ def test_password_reset_by_email_link(account_portal: AccountPortal) -> None:
     token = p.mails.link_token(msg, "/password/reset")
     assert f"{p.ctx.settings.base_url}/password/reset/{token}" in p.mails.body(msg)
     assert not p.mails.to("nobody@example.org")
-    with p.ctx.sessions() as s:
-        row = s.scalars(select(EmailToken).where(EmailToken.purpose == "reset")).one()
+    with p.ctx.reading() as w:
+        row = w.session.scalars(select(EmailToken).where(EmailToken.purpose == "reset")).one()
         assert timedelta(minutes=59) < row.expires_at - utcnow() <= timedelta(hours=1)
 
     r = c.get(f"/password/reset/{token}")
@@ -129,8 +129,8 @@ def test_password_reset_by_email_link(account_portal: AccountPortal) -> None:
                                "/password/reset")
     assert c.get(f"/password/reset/{older}").status_code == 410
     assert c.get(f"/password/reset/{newer}").status_code == 200
-    with transaction(p.ctx.sessions) as s:
-        s.execute(update(EmailToken).where(EmailToken.purpose == "reset")
+    with p.ctx.unit() as w:
+        w.session.execute(update(EmailToken).where(EmailToken.purpose == "reset")
                   .values(expires_at=utcnow() - timedelta(seconds=1)))
     r = c.post(f"/password/reset/{newer}", data={"password": NEW + "!", "confirm": NEW + "!"})
     assert r.status_code == 410 and "expired" in r.text

@@ -22,10 +22,10 @@ from conftest import sftp_batch, wait_for
 from doorvoer.access.policy import Role
 from doorvoer.accounts.models import User
 from doorvoer.cli import TRANSFER_FIELDS, transfer_rows
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.transfers.models import State, Transfer
+from doorvoer.transfers.outbox import outbox_entries
 from doorvoer.transfers.schemas import TransferOut
-from doorvoer.transfers.service import outbox_entries
 from doorvoer.vault.models import BlobKey
 from web.api_support import ORDERS, Web, start_web, stop_web
 
@@ -41,18 +41,18 @@ def web(tmp_path: Path, database_url: str) -> Iterator[Web]:
 
 
 def transfer_row(web: Web, transfer_id: str) -> Transfer:
-    with web.ctx.sessions() as s:
-        return s.get_one(Transfer, transfer_id)
+    with web.ctx.reading() as w:
+        return w.session.get_one(Transfer, transfer_id)
 
 
 def blobs_of(web: Web, transfer_id: str) -> list[BlobKey]:
-    with web.ctx.sessions() as s:
-        return list(s.scalars(select(BlobKey).where(BlobKey.owner_id == transfer_id)))
+    with web.ctx.reading() as w:
+        return list(w.session.scalars(select(BlobKey).where(BlobKey.owner_id == transfer_id)))
 
 
 def all_transfers(web: Web) -> list[Transfer]:
-    with web.ctx.sessions() as s:
-        return list(s.scalars(select(Transfer)))
+    with web.ctx.reading() as w:
+        return list(w.session.scalars(select(Transfer)))
 
 
 # ---------------------------------------------------------------- tokens
@@ -82,8 +82,8 @@ def test_a_request_without_a_live_token_is_refused(web: Web) -> None:
     with web.client(live) as c:
         assert c.get("/api/v1/transfers").status_code == 200
         # A token stops working when the person who made it is disabled.
-        with transaction(web.ctx.sessions) as s:
-            s.get_one(User, admin_id).disabled_at = utcnow()
+        with web.ctx.unit() as w:
+            w.session.get_one(User, admin_id).disabled_at = utcnow()
         assert c.get("/api/v1/transfers").status_code == 401
 
 
@@ -208,7 +208,7 @@ def test_an_https_upload_is_transformed_and_waits_in_the_outbox(web: Web) -> Non
     t = transfer_row(web, body["id"])
     assert t.account_id is None  # no SFTP account: a token uploaded it
     assert [b.role for b in blobs_of(web, t.id)] == ["output"]  # the input is erased
-    assert [e.name for e in outbox_entries(web.ctx, web.tenant_id("acme"), "orders")] == \
+    assert [e.name for e in web.ctx.run(outbox_entries, web.tenant_id("acme"), "orders")] == \
         ["week45.json"]
     # The same outbox over SFTP: one byte path, whichever door the file came in by.
     dest = web.tmp_path / "got.json"

@@ -16,10 +16,10 @@ import pytest
 from fastapi.routing import APIRoute
 
 from doorvoer.access.policy import Role
-from doorvoer.accounts.people import create_user, start_session
-from doorvoer.accounts.tokens import SCOPES, create_token
+from doorvoer.accounts.machines import SCOPES, create_token
+from doorvoer.accounts.people import create_user
+from doorvoer.accounts.sessions import start_session
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.tenants.service import require_tenant
 from doorvoer.web.app import create_app
 from doorvoer.web.cookies import SESSION
@@ -116,9 +116,9 @@ def _session_client(ctx: Context, base_url: str, email: str | None) -> tuple[htt
 
     from doorvoer.accounts.models import User
 
-    with transaction(ctx.sessions) as s:
-        user = s.scalars(select(User).where(User.email == email)).one()
-        info = start_session(s, user, two_factor=True, pending_2fa=False)
+    with ctx.unit() as w:
+        user = w.session.scalars(select(User).where(User.email == email)).one()
+        info = start_session(w, user, two_factor=True, pending_2fa=False)
         csrf = info.row.csrf_token
     client.cookies.set(SESSION.name, info.token, domain="127.0.0.1")
     return client, csrf
@@ -141,18 +141,18 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
     }
     emails = {}
     tokens = {}
-    with transaction(ctx.sessions) as s:
+    with ctx.unit() as w:
         for key, (role, slug, perms) in people.items():
-            tenant_id = require_tenant(s, slug).id if slug else None
+            tenant_id = require_tenant(w, slug).id if slug else None
             email = f"{role.value}.{slug or 'op'}.{len(emails)}@example.org"
-            user = create_user(s, email, key, role, tenant_id, password, perms)
+            user = create_user(w, email, key, role, tenant_id, password, perms)
             if role.is_staff:
                 from doorvoer.accounts import totp
 
                 user.totp_secret = totp.seal_secret(ctx.sealer, user, totp.new_secret())
             emails[key] = email
         for key, slug in ((TOKEN, "acme"), (OTHER_TOKEN, "globex")):
-            tokens[key] = create_token(s, require_tenant(s, slug).id, None, f"matrix {key}",
+            tokens[key] = create_token(w, require_tenant(w, slug).id, None, f"matrix {key}",
                                        SCOPES, days=1).secret
     node = root.NodeThread(ctx, web=True).start()
     clients, csrf = {}, {}

@@ -22,7 +22,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from doorvoer.access.policy import Role
 from doorvoer.accounts.people import create_user
 from doorvoer.context import Context
-from doorvoer.db import transaction
 from doorvoer.tenants.service import require_tenant
 
 from .conftest import MailCatcher, _root_conftest
@@ -52,8 +51,8 @@ def portal(tmp_path: Path, sqlite_url: str,
     catcher, port = mail_server
     ctx = root.make_ctx(tmp_path, sqlite_url, smtp_host="127.0.0.1", smtp_port=port)
     login = root.add_tenant(ctx, tmp_path, "acme")
-    with transaction(ctx.sessions) as s:
-        create_user(s, ADMIN, "Ada", Role.TENANT_ADMIN, require_tenant(s, "acme").id, PASSWORD)
+    with ctx.unit() as w:
+        create_user(w, ADMIN, "Ada", Role.TENANT_ADMIN, require_tenant(w, "acme").id, PASSWORD)
     node = root.NodeThread(ctx, web=True).start()
 
     async def traffic() -> None:  # a few transfers, so the report has something to show

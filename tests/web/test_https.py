@@ -14,9 +14,10 @@ import pytest
 
 from doorvoer.access.policy import Role
 from doorvoer.accounts.models import User
-from doorvoer.accounts.people import create_user, load_session, start_session
+from doorvoer.accounts.people import create_user
+from doorvoer.accounts.sessions import load_session, start_session
 from doorvoer.context import Context
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.tenants.service import create_tenant
 from doorvoer.web.cookies import COOKIES, SESSION
 
@@ -29,9 +30,9 @@ PASSWORD = "seven lanterns over the canal"
 @pytest.fixture
 def site(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Context, str, httpx.Client]]:
     ctx = root.make_ctx(tmp_path, sqlite_url)
-    with transaction(ctx.sessions) as s:
-        tenant = create_tenant(s, "acme", "Acme", None)
-        create_user(s, "ada@acme.example", "Ada", Role.TENANT_ADMIN, tenant.id, PASSWORD)
+    with ctx.unit() as w:
+        tenant = create_tenant(w, "acme", "Acme", None)
+        create_user(w, "ada@acme.example", "Ada", Role.TENANT_ADMIN, tenant.id, PASSWORD)
     node = root.NodeThread(ctx, web=True).start()
     client = root.portal_client(ctx, node.base_url, follow_redirects=False)
     yield ctx, node.base_url, client
@@ -98,22 +99,21 @@ def test_session_cookie_flags_rotation_and_logout(site) -> None:  # type: ignore
 
 def test_idle_and_absolute_timeouts(site) -> None:  # type: ignore[no-untyped-def]
     ctx, _, _ = site
-    settings = ctx.settings
-    with transaction(ctx.sessions) as s:
-        user = s.query(User).one()
-        info = start_session(s, user, two_factor=False, pending_2fa=False)
+    with ctx.unit() as w:
+        user = w.session.query(User).one()
+        info = start_session(w, user, two_factor=False, pending_2fa=False)
     now = utcnow()
-    with transaction(ctx.sessions) as s:  # active every 20 minutes: still alive after 11 h
+    with ctx.unit() as w:  # active every 20 minutes: still alive after 11 h
         for minutes in range(20, 11 * 60, 20):
-            assert load_session(s, settings, info.token, now + timedelta(minutes=minutes))
-    with transaction(ctx.sessions) as s:  # but not past the absolute limit
-        assert load_session(s, settings, info.token, now + timedelta(hours=12, minutes=1)) \
+            assert load_session(w, info.token, now + timedelta(minutes=minutes))
+    with ctx.unit() as w:  # but not past the absolute limit
+        assert load_session(w, info.token, now + timedelta(hours=12, minutes=1)) \
             is None
-    with transaction(ctx.sessions) as s:
-        user = s.query(User).one()
-        idle = start_session(s, user, two_factor=False, pending_2fa=False)
-    with transaction(ctx.sessions) as s:
-        assert load_session(s, settings, idle.token, now + timedelta(minutes=31)) is None
+    with ctx.unit() as w:
+        user = w.session.query(User).one()
+        idle = start_session(w, user, two_factor=False, pending_2fa=False)
+    with ctx.unit() as w:
+        assert load_session(w, idle.token, now + timedelta(minutes=31)) is None
 
 
 def test_cookie_notice_lists_exactly_the_cookies_the_code_sets(site) -> None:  # type: ignore[no-untyped-def]

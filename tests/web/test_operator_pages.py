@@ -90,8 +90,8 @@ def test_operator_admin_creates_tenants_and_sets_the_contract(
     html = admin.get(r.headers["location"]).text
     assert "Tenant initech created." in html
     assert "Initech B.V." in html
-    with p.ctx.sessions() as s:
-        t = require_tenant(s, "initech")
+    with p.ctx.reading() as w:
+        t = require_tenant(w, "initech")
         assert (t.name, t.contact_email, t.contract, t.report) == (
             "Initech B.V.", "billing@initech.example", "active", True)
 
@@ -109,8 +109,8 @@ def test_operator_admin_creates_tenants_and_sets_the_contract(
     r = p.post_form(admin, "/operator/tenants", "/operator/tenants/initech/contract",
                     {"contract": "ended"})
     assert r.status_code == 303
-    with p.ctx.sessions() as s:
-        assert require_tenant(s, "initech").contract == "ended"
+    with p.ctx.reading() as w:
+        assert require_tenant(w, "initech").contract == "ended"
     row = _row(admin.get("/operator/tenants").text, "initech")
     assert '<option value="ended" selected>' in row
     r = p.post_form(admin, "/operator/tenants", "/operator/tenants/initech/contract",
@@ -125,8 +125,8 @@ def test_operator_admin_creates_tenants_and_sets_the_contract(
     r = p.post_form(support, "/operator/tenants", "/operator/tenants/initech/contract",
                     {"contract": "active"})
     assert r.status_code == 403
-    with p.ctx.sessions() as s:
-        assert require_tenant(s, "initech").contract == "ended"
+    with p.ctx.reading() as w:
+        assert require_tenant(w, "initech").contract == "ended"
     # A form without its CSRF token is refused.
     r = admin.post("/operator/tenants", data={"slug": "nocsrf", "name": "No"})
     assert r.status_code == 403
@@ -151,8 +151,8 @@ def test_staff_page_lists_and_creates_staff(report_portal: ReportPortal) -> None
     row = row[:row.index("</tr>")]
     assert "support" in row
     assert "not set up" in row  # 2FA, until they set it up
-    with p.ctx.sessions() as s:
-        user = s.scalars(select(User).where(User.email == "sam@operator.example")).one()
+    with p.ctx.reading() as w:
+        user = w.session.scalars(select(User).where(User.email == "sam@operator.example")).one()
         assert (user.role, user.tenant_id) == ("support", None)
         assert user.password_hash is not None
         assert "passphrase" not in user.password_hash

@@ -15,13 +15,17 @@ from sqlalchemy import select, update
 from doorvoer.access.policy import Role
 from doorvoer.accounts import totp
 from doorvoer.accounts.models import User, WebSession
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.processes.models import Process
 from doorvoer.reports.format import human_duration
 from doorvoer.reports.service import percentile
 from doorvoer.tenants.service import require_tenant
-from doorvoer.transfers import service as transfers
+from doorvoer.transfers import inbox
+from doorvoer.transfers.inbox import UploadSession
+from doorvoer.transfers.lifecycle import housekeeping
 from doorvoer.transfers.models import State
+from doorvoer.transfers.service import list_transfers
+from doorvoer.workers import claim_and_process
 
 from .conftest import ReportPortal, _root_conftest
 
@@ -150,8 +154,8 @@ def test_processes_page_shows_spec_validation_and_runs(report_portal: ReportPort
     when = utcnow() - timedelta(minutes=5)
     p.transfer("acme", when, filename="week45.csv")
     # A spec that was valid when applied and no longer is (a field the model dropped).
-    with transaction(p.ctx.sessions) as s:
-        proc = s.scalars(select(Process).where(Process.name == "orders")).one()
+    with p.ctx.unit() as w:
+        proc = w.session.scalars(select(Process).where(Process.name == "orders")).one()
         proc.spec_yaml += "colour: blue\n"
     admin = p.person(Role.TENANT_ADMIN, "acme")
     html = admin.get("/t/acme/processes").text
@@ -321,8 +325,8 @@ def test_reporting_off_keeps_no_record_of_finished_transfers(
                   what="the finished transfer's record to be deleted")
     time.sleep(1.5)  # a housekeeping round later, still nothing
     assert p.transfer_count("acme") == 0
-    with p.ctx.sessions() as s:
-        assert require_tenant(s, "acme").report is False
+    with p.ctx.reading() as w:
+        assert require_tenant(w, "acme").report is False
 
     # Switched on again, transfers are kept.
     r = p.post_form(admin, "/t/acme/settings", "/t/acme/settings/reporting", {"report": "on"})
@@ -357,26 +361,25 @@ def test_unreported_transfer_stays_statable_for_the_grace(tmp_path: Path,
     ctx = root.make_ctx(tmp_path, database_url, stat_grace_s=1.0)
     try:
         root.add_tenant(ctx, tmp_path, "acme")
-        with transaction(ctx.sessions) as s:
-            tenant = require_tenant(s, "acme")
+        with ctx.unit() as w:
+            tenant = require_tenant(w, "acme")
             tenant.report = False
             tenant_id = tenant.id
-        upload = transfers.begin_upload(ctx, tenant_id, None, "orders", "bad.csv")
-        upload.writer.write(b"id;name;amount\n1;x;not a number\n")
-        assert transfers.complete_upload(ctx, upload) == State.RECEIVED
-        [claim] = transfers.claim_next(ctx)
-        assert transfers.process_transfer(ctx, claim) == State.FAILED
-        entry = transfers.inbox_entry(ctx, tenant_id, "orders", "bad.csv")
+        upload = ctx.run(UploadSession.begin, tenant_id, None, "orders", "bad.csv")
+        upload.append(b"id;name;amount\n1;x;not a number\n")
+        assert ctx.run(upload.complete) == State.RECEIVED
+        assert claim_and_process(ctx, 1) == {upload.transfer_id: State.FAILED}
+        entry = ctx.run(inbox.inbox_entry, tenant_id, "orders", "bad.csv")
         assert entry is not None
         assert entry.size == 32
         time.sleep(1.1)
-        transfers.housekeeping(ctx)
-        assert transfers.inbox_entry(ctx, tenant_id, "orders", "bad.csv") is None
-        assert transfers.list_transfers(ctx) == []
+        ctx.run(housekeeping)
+        assert ctx.run(inbox.inbox_entry, tenant_id, "orders", "bad.csv") is None
+        assert ctx.run(list_transfers) == []
         # An upload cut off before it completed leaves nothing either.
-        upload = transfers.begin_upload(ctx, tenant_id, None, "orders", "cut.csv")
-        transfers.interrupt_upload(ctx, upload, "the connection dropped")
-        assert transfers.list_transfers(ctx) == []
+        upload = ctx.run(UploadSession.begin, tenant_id, None, "orders", "cut.csv")
+        ctx.run(upload.interrupt, "the connection dropped")
+        assert ctx.run(list_transfers) == []
     finally:
         ctx.close()
 
@@ -419,13 +422,13 @@ def test_switching_reporting_off_needs_a_fresh_second_factor(
     p = report_portal
     p.tenant("acme")
     admin = p.person(Role.TENANT_ADMIN, "acme")
-    with transaction(p.ctx.sessions) as s:
-        user = s.scalars(select(User).where(
+    with p.ctx.unit() as w:
+        user = w.session.scalars(select(User).where(
             User.role == Role.TENANT_ADMIN.value)).one()
         user.totp_secret = totp.seal_secret(p.ctx.sealer, user, totp.new_secret())
-        s.execute(update(WebSession).values(reauth_at=None))
+        w.session.execute(update(WebSession).values(reauth_at=None))
     r = p.post_form(admin, "/t/acme/settings", "/t/acme/settings/reporting", {"report": "off"})
     assert r.status_code == 303
     assert r.headers["location"].startswith("/account/reauth")
-    with p.ctx.sessions() as s:
-        assert require_tenant(s, "acme").report is True
+    with p.ctx.reading() as w:
+        assert require_tenant(w, "acme").report is True

@@ -15,11 +15,11 @@ from sqlalchemy import select, update
 from conftest import add_tenant
 from doorvoer.access.policy import Action, Resource, Role, allowed_actions, is_allowed
 from doorvoer.accounts import totp
+from doorvoer.accounts.machines import create_token, mark_used, token_actor
 from doorvoer.accounts.models import ApiToken, User, WebSession
 from doorvoer.accounts.people import create_user
-from doorvoer.accounts.tokens import create_token, mark_used, token_actor
 from doorvoer.context import Context
-from doorvoer.db import transaction, utcnow
+from doorvoer.db import utcnow
 from doorvoer.tenants.service import require_tenant
 from web.api_support import TOKEN, Web, csrf_of, start_web, stop_web
 
@@ -35,8 +35,8 @@ def web(tmp_path: Path, database_url: str) -> Iterator[Web]:
 
 
 def tokens_of(web: Web, slug: str) -> list[ApiToken]:
-    with web.ctx.sessions() as s:
-        return list(s.scalars(select(ApiToken).where(
+    with web.ctx.reading() as w:
+        return list(w.session.scalars(select(ApiToken).where(
             ApiToken.tenant_id == web.tenant_id(slug))))
 
 
@@ -159,8 +159,8 @@ def test_a_token_form_with_a_mistake_says_what_to_fix(web: Web) -> None:
 def test_making_a_token_needs_a_fresh_second_factor_check(web: Web) -> None:
     secret = totp.new_secret()
     user_id, email, password = web.person("acme")
-    with transaction(web.ctx.sessions) as s:
-        user = s.get_one(User, user_id)
+    with web.ctx.unit() as w:
+        user = w.session.get_one(User, user_id)
         user.totp_secret = totp.seal_secret(web.ctx.sealer, user, secret)
     with web.client() as admin:
         r = admin.post("/login", data={"email": email, "password": password})
@@ -172,8 +172,8 @@ def test_making_a_token_needs_a_fresh_second_factor_check(web: Web) -> None:
         fresh = admin.get(PAGE)
         assert 'name="scope"' in fresh.text  # just checked: the form is there
 
-        with transaction(web.ctx.sessions) as s:
-            s.execute(update(WebSession).where(WebSession.user_id == user_id)
+        with web.ctx.unit() as w:
+            w.session.execute(update(WebSession).where(WebSession.user_id == user_id)
                       .values(reauth_at=utcnow() - timedelta(hours=1)))
         stale = admin.get(PAGE)
         assert 'name="scope"' not in stale.text
@@ -188,14 +188,14 @@ def test_making_a_token_needs_a_fresh_second_factor_check(web: Web) -> None:
 def test_a_token_is_a_member_within_its_scopes_and_its_makers_rights(
         ctx: Context, tmp_path: Path) -> None:
     add_tenant(ctx, tmp_path, "acme")
-    with transaction(ctx.sessions) as s:
-        tenant_id = require_tenant(s, "acme").id
-        admin = create_user(s, "boss@acme.example", "Boss", Role.TENANT_ADMIN, tenant_id,
+    with ctx.unit() as w:
+        tenant_id = require_tenant(w, "acme").id
+        admin = create_user(w, "boss@acme.example", "Boss", Role.TENANT_ADMIN, tenant_id,
                             "correct-horse-battery-9")
-        made = create_token(s, tenant_id, admin.id, "erp", ["upload", "transfers:read"])
+        made = create_token(w, tenant_id, admin.id, "erp", ["upload", "transfers:read"])
         admin_id = admin.id
-    with ctx.sessions() as s:
-        use = token_actor(s, made.secret)
+    with ctx.reading() as w:
+        use = token_actor(w, made.secret)
     assert use is not None and use.touch
     actor = use.actor
     assert (actor.user_id, actor.role, actor.tenant_id) == (None, Role.TENANT_MEMBER,
@@ -206,24 +206,24 @@ def test_a_token_is_a_member_within_its_scopes_and_its_makers_rights(
     assert not is_allowed(actor, Action.MANAGE_TOKENS, Resource(tenant_id))  # admin's, not its
     assert not is_allowed(actor, Action.VIEW_PROCESSES, Resource(tenant_id))
 
-    with transaction(ctx.sessions) as s:
-        mark_used(s, use.token_id)
-    with ctx.sessions() as s:
-        first = s.get_one(ApiToken, use.token_id).last_used_at
-        again = token_actor(s, made.secret)
+    with ctx.unit() as w:
+        mark_used(w, use.token_id)
+    with ctx.reading() as w:
+        first = w.session.get_one(ApiToken, use.token_id).last_used_at
+        again = token_actor(w, made.secret)
     assert first is not None and again is not None and not again.touch
-    with transaction(ctx.sessions) as s:
-        mark_used(s, use.token_id)  # within the minute: no write
-        assert s.get_one(ApiToken, use.token_id).last_used_at == first
+    with ctx.unit() as w:
+        mark_used(w, use.token_id)  # within the minute: no write
+        assert w.session.get_one(ApiToken, use.token_id).last_used_at == first
 
     # The maker becomes an outside adviser who may see reports only: so may the token.
-    with transaction(ctx.sessions) as s:
-        maker = s.get_one(User, admin_id)
+    with ctx.unit() as w:
+        maker = w.session.get_one(User, admin_id)
         maker.role, maker.permissions = Role.EXTERNAL.value, "reports"
-    with ctx.sessions() as s:
-        use = token_actor(s, made.secret)
+    with ctx.reading() as w:
+        use = token_actor(w, made.secret)
     assert use is not None and allowed_actions(use.actor) == frozenset()
-    with ctx.sessions() as s:
-        assert token_actor(s, made.secret.replace("dvt_", "dvx_")) is None
-        assert token_actor(s, made.secret + "x") is None
-        assert token_actor(s, made.secret, now=utcnow() + timedelta(days=91)) is None
+    with ctx.reading() as w:
+        assert token_actor(w, made.secret.replace("dvt_", "dvx_")) is None
+        assert token_actor(w, made.secret + "x") is None
+        assert token_actor(w, made.secret, now=utcnow() + timedelta(days=91)) is None

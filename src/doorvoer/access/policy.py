@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from doorvoer.errors import Denied
+from doorvoer.access.errors import Denied
 
 
 class Role(StrEnum):
@@ -130,3 +130,17 @@ def authorize(actor: Actor | None, action: Action, resource: Resource = OPERATOR
     if actor is None or not is_allowed(actor, action, resource):
         raise Denied(action.value)
     return actor
+
+
+# ---------------------------------------------------------------- two-factor (P14)
+
+
+def must_set_up_2fa(role: str, has_2fa: bool) -> bool:
+    """Staff cannot work without two-factor: until it is set up, nothing but setting it
+    up is open to them."""
+    return Role(role).is_staff and not has_2fa
+
+
+def may_turn_off_2fa(role: str) -> bool:
+    """Anybody may turn two-factor off (after a fresh check), except staff."""
+    return not Role(role).is_staff

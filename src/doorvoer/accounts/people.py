@@ -1,7 +1,11 @@
-"""People who use the portal: users, passwords, login throttling and sessions (P14).
+"""People who use the portal (P14, P16): users, their passwords, invitations to a
+tenant, password resets, and removal. Signing in is `signin.py`'s.
 
-Nobody can read a password: only its argon2id hash is kept. A login answers the same
-way, in about the same time, whether the account exists or not."""
+Nobody can read a password: only its argon2id hash is kept. A link sent by e-mail holds
+a random token of which only the sha256 is stored; it works once (redeeming it is a
+conditional update, so two browsers racing on it cannot both win) and expires:
+invitations after 7 days, password resets after an hour. Removing a person of a tenant
+ends their sessions and API tokens at once."""
 
 from __future__ import annotations
 
@@ -14,22 +18,27 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select, update
 
 from doorvoer.access.policy import EXTERNAL_PERMISSIONS, PEOPLE_ROLES, Actor, Role
-from doorvoer.accounts.models import LoginFailure, User, WebSession
-from doorvoer.accounts.passwords import hash_password, needs_rehash, verify_password
-from doorvoer.config import Settings
+from doorvoer.accounts.errors import LinkGone
+from doorvoer.accounts.models import ApiToken, EmailToken, RecoveryCode, User
+from doorvoer.accounts.passwords import hash_password
+from doorvoer.accounts.sessions import end_sessions_of
+from doorvoer.accounts.throttle import clear_failures
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
+from doorvoer.tenants.models import Tenant
+from doorvoer.unit import Work
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-LOGIN_FAILURES_PER_NAME = 5
-LOGIN_FAILURES_PER_ADDRESS = 20
-LOGIN_WINDOW = timedelta(minutes=15)
+INVITE = "invite"
+RESET = "reset"
+INVITE_TTL = timedelta(days=7)
+RESET_TTL = timedelta(hours=1)
+INVITABLE_ROLES = (Role.TENANT_ADMIN, Role.TENANT_MEMBER, Role.EXTERNAL)
 
 
 @cache
@@ -66,7 +75,10 @@ def actor_of(user: User, two_factor: bool) -> Actor:
                  permissions=perms, two_factor=two_factor)
 
 
-def create_user(session: Session, email: str, name: str, role: Role, tenant_id: str | None,
+# ---------------------------------------------------------------- users
+
+
+def create_user(w: Work, email: str, name: str, role: Role, tenant_id: str | None,
                 password: str | None, permissions: frozenset[str] = frozenset()) -> User:
     email = normalise_email(email)
     if role not in PEOPLE_ROLES:
@@ -81,7 +93,7 @@ def create_user(session: Session, email: str, name: str, role: Role, tenant_id: 
                         f"{', '.join(sorted(EXTERNAL_PERMISSIONS))}")
     if role == Role.EXTERNAL and not permissions:
         raise UserError("an external user needs at least one permission")
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
+    if w.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserError(f"a user with e-mail {email} exists already")
     user = User(email=email, name=name.strip() or email, role=role.value, tenant_id=tenant_id,
                 permissions=",".join(sorted(permissions)))
@@ -89,162 +101,237 @@ def create_user(session: Session, email: str, name: str, role: Role, tenant_id: 
         check_password_policy(password, email)
         user.password_hash = hash_password(password)
         user.password_changed_at = utcnow()
-    session.add(user)
-    session.flush()
+    w.session.add(user)
+    w.session.flush()
     return user
 
 
-def set_password(session: Session, user: User, password: str) -> None:
+def set_password(w: Work, user: User, password: str) -> None:
     """Change the password and end every session of the user."""
     check_password_policy(password, user.email)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    end_sessions_of(w, user.id)
 
 
-# ---------------------------------------------------------------- logging in
+def get_user(w: Work, user_id: str) -> User | None:
+    return w.session.get(User, user_id)
 
 
-def _failure_keys(email: str, address: str) -> tuple[str, str]:
-    return f"name:{email.strip().lower()}", f"addr:{address}"
+def emails_of(w: Work, user_ids: set[str]) -> dict[str, str]:
+    if not user_ids:
+        return {}
+    return {row.id: row.email for row in w.session.execute(
+        select(User.id, User.email).where(User.id.in_(user_ids)))}
 
 
-def login_throttled(session: Session, email: str, address: str) -> bool:
-    """Keyed on the submitted name whether it exists or not, and on the address."""
-    since = utcnow() - LOGIN_WINDOW
-    by_name, by_addr = _failure_keys(email, address)
-
-    def count(key: str) -> int:
-        return session.scalar(select(func.count()).select_from(LoginFailure).where(
-            LoginFailure.key == key, LoginFailure.at >= since)) or 0
-
-    return count(by_name) >= LOGIN_FAILURES_PER_NAME or count(by_addr) >= \
-        LOGIN_FAILURES_PER_ADDRESS
+def users_of_tenant(w: Work, tenant_id: str) -> list[User]:
+    return list(w.session.scalars(select(User).where(User.tenant_id == tenant_id)
+                                  .order_by(User.email)))
 
 
-def record_login_failure(session: Session, email: str, address: str) -> None:
-    for key in _failure_keys(email, address):
-        session.add(LoginFailure(key=key))
-    session.execute(delete(LoginFailure).where(LoginFailure.at < utcnow() - LOGIN_WINDOW))
+def staff_users(w: Work) -> list[User]:
+    return list(w.session.scalars(select(User).where(User.tenant_id.is_(None))
+                                  .order_by(User.email)))
 
 
-class WrongPassword(UserError):
-    """The current password given to confirm a change is not right."""
-
-
-def attempts_exceeded(session: Session, limits: dict[str, int]) -> bool:
-    """Whether any key has reached its limit of recorded attempts within the window
-    (the same table as login failures, other key prefixes: e.g. password reset requests)."""
-    since = utcnow() - LOGIN_WINDOW
-    for key, limit in limits.items():
-        count = session.scalar(select(func.count()).select_from(LoginFailure).where(
-            LoginFailure.key == key, LoginFailure.at >= since)) or 0
-        if count >= limit:
-            return True
-    return False
-
-
-def record_attempt(session: Session, *keys: str) -> None:
-    for key in keys:
-        session.add(LoginFailure(key=key))
-
-
-def clear_login_failures(session: Session, email: str) -> None:
-    """After a successful password reset the owner may log in again at once."""
-    by_name, _ = _failure_keys(email, "")
-    session.execute(delete(LoginFailure).where(LoginFailure.key == by_name))
-
-
-def change_password(session: Session, user: User, current: str, new: str) -> None:
-    """Change one's own password: the current one must be right. Ends every session of
-    the user (the caller starts a new one for the browser that asked)."""
-    if not verify_password(user.password_hash, current):
-        raise WrongPassword("the current password is not right")
-    set_password(session, user, new)
-
-
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The user whose password this is, or None. Always verifies one hash, so the time
-    taken does not tell whether the account exists."""
-    try:
-        email = normalise_email(email)
-    except UserError:
-        email = ""
-    user = session.scalar(select(User).where(User.email == email)) if email else None
-    usable = user is not None and user.disabled_at is None and user.password_hash is not None
-    ok = verify_password(user.password_hash if usable and user else None, password)
-    if not (ok and usable and user):
-        return None
-    if user.password_hash and needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+def remove_user(w: Work, tenant_id: str, user_id: str) -> User:
+    """Disable a person of the tenant: their sessions and API tokens end at once. The
+    last tenant admin cannot be removed (the tenant would have nobody to manage it)."""
+    s = w.session
+    user = s.get(User, user_id)
+    if user is None or user.tenant_id != tenant_id:
+        raise UserError("there is no such user in this tenant")
+    if user.disabled_at is not None:
+        return user
+    if user.role == Role.TENANT_ADMIN.value:
+        admins = s.scalars(select(User.id).where(
+            User.tenant_id == tenant_id, User.role == Role.TENANT_ADMIN.value,
+            User.disabled_at.is_(None))).all()
+        if len(admins) <= 1:
+            raise UserError("this is the tenant's last admin: invite another admin first")
+    now = utcnow()
+    user.disabled_at = now
+    end_sessions_of(w, user.id)
+    s.execute(update(ApiToken).where(
+        ApiToken.created_by == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now).execution_options(synchronize_session=False))
     return user
 
 
-# ---------------------------------------------------------------- sessions
+# ---------------------------------------------------------------- links by e-mail
+
+
+@dataclass(frozen=True)
+class Link:
+    token: str  # goes in the e-mail only
+    row: EmailToken
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class SessionInfo:
-    token: str  # goes in the cookie; only its hash is stored
-    row: WebSession
-
-
-def start_session(session: Session, user: User, two_factor: bool,
-                  pending_2fa: bool) -> SessionInfo:
-    """A new session (a new token: sessions rotate at login)."""
+def _issue(w: Work, purpose: str, email: str, ttl: timedelta, **fields: str | None) -> Link:
     token = secrets.token_urlsafe(32)
-    row = WebSession(id=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24),
-                     two_factor=two_factor, pending_2fa=pending_2fa,
-                     reauth_at=utcnow() if two_factor else None)
-    session.add(row)
-    session.flush()
-    return SessionInfo(token, row)
+    row = EmailToken(purpose=purpose, token_hash=_digest(token), email=email,
+                     expires_at=utcnow() + ttl, **fields)
+    w.session.add(row)
+    w.session.flush()
+    return Link(token, row)
 
 
-def load_session(session: Session, settings: Settings, token: str | None,
-                 now: datetime | None = None) -> tuple[WebSession, User] | None:
-    """The live session of a cookie token, touched; None when absent or timed out."""
-    if not token:
+def _find(w: Work, purpose: str, token: str, now: datetime | None = None
+          ) -> EmailToken | None:
+    """The live link of a token: of this purpose, unused and not expired."""
+    if not token or len(token) > 200:
         return None
     now = now or utcnow()
-    row = session.get(WebSession, _digest(token))
-    if row is None:
+    return w.session.scalar(select(EmailToken).where(
+        EmailToken.token_hash == _digest(token), EmailToken.purpose == purpose,
+        EmailToken.used_at.is_(None), EmailToken.expires_at > now))
+
+
+def _redeem(w: Work, row: EmailToken) -> None:
+    """Mark the link used; exactly one caller can succeed."""
+    result = w.session.execute(
+        update(EmailToken).where(EmailToken.id == row.id, EmailToken.used_at.is_(None))
+        .values(used_at=utcnow()).execution_options(synchronize_session=False))
+    if getattr(result, "rowcount", 0) != 1:
+        raise LinkGone("this link was used already")
+
+
+# ---------------------------------------------------------------- invitations
+
+
+def _parse_permissions(role: Role, permissions: frozenset[str]) -> frozenset[str]:
+    if role != Role.EXTERNAL:
+        return frozenset()
+    unknown = permissions - set(EXTERNAL_PERMISSIONS)
+    if unknown:
+        raise UserError(f"unknown permission {sorted(unknown)[0]!r}")
+    if not permissions:
+        raise UserError("an external user needs at least one permission: pick what they "
+                        "may see")
+    return permissions
+
+
+def invite(w: Work, tenant_id: str, email: str, role: Role, permissions: frozenset[str],
+           invited_by: User) -> Link:
+    """A new invitation to the tenant. A new one for the same address replaces an open
+    one. A person removed from this tenant may be invited again."""
+    email = normalise_email(email)
+    if role not in INVITABLE_ROLES:
+        raise UserError("invite as tenant admin, tenant member or external user")
+    permissions = _parse_permissions(role, permissions)
+    existing = w.session.scalar(select(User).where(User.email == email))
+    if existing is not None and not (existing.tenant_id == tenant_id
+                                     and existing.disabled_at is not None):
+        raise UserError(f"{email} has a Doorvoer account already")
+    w.session.execute(delete(EmailToken).where(
+        EmailToken.purpose == INVITE, EmailToken.tenant_id == tenant_id,
+        EmailToken.email == email, EmailToken.used_at.is_(None)))
+    return _issue(w, INVITE, email, INVITE_TTL, tenant_id=tenant_id, role=role.value,
+                  permissions=",".join(sorted(permissions)), created_by=invited_by.id)
+
+
+def open_invitations(w: Work, tenant_id: str) -> list[EmailToken]:
+    return list(w.session.scalars(select(EmailToken).where(
+        EmailToken.purpose == INVITE, EmailToken.tenant_id == tenant_id,
+        EmailToken.used_at.is_(None), EmailToken.expires_at > utcnow())
+        .order_by(EmailToken.created_at)))
+
+
+def revoke_invitation(w: Work, tenant_id: str, invitation_id: str) -> bool:
+    """The link stops working at once. False when there was no such open invitation."""
+    result = w.session.execute(delete(EmailToken).where(
+        EmailToken.id == invitation_id, EmailToken.purpose == INVITE,
+        EmailToken.tenant_id == tenant_id, EmailToken.used_at.is_(None)))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def find_invitation(w: Work, token: str) -> EmailToken | None:
+    return _find(w, INVITE, token)
+
+
+def accept_invitation(w: Work, token: str, name: str, password: str) -> User:
+    """Create the invited person (or bring back one removed from the tenant) with the
+    invited role, and use up the link."""
+    s = w.session
+    row = find_invitation(w, token)
+    if row is None or row.tenant_id is None or row.role is None:
+        raise LinkGone("this invitation is not valid any more")
+    tenant = s.get(Tenant, row.tenant_id)
+    if tenant is None or tenant.contract != "active":
+        raise LinkGone("this invitation is not valid any more: the tenant's contract has ended")
+    name = name.strip()
+    if not name:
+        raise UserError("enter your name")
+    if len(name) > 200:
+        raise UserError("the name is too long: at most 200 characters")
+    check_password_policy(password, row.email)
+    role = Role(row.role)
+    permissions = frozenset(p for p in row.permissions.split(",") if p)
+    _redeem(w, row)  # first: a racing second accept waits here, then finds it used
+    user = s.scalar(select(User).where(User.email == row.email))
+    if user is None:
+        user = create_user(w, row.email, name, role, row.tenant_id, password, permissions)
+    elif user.tenant_id == row.tenant_id and user.disabled_at is not None:
+        user.name, user.role = name, role.value
+        user.permissions = ",".join(sorted(permissions))
+        user.disabled_at = None
+        # A fresh start: the old second factor belongs to the old membership.
+        user.totp_secret = user.totp_pending = None
+        user.totp_last_step = None
+        user.totp_enabled_at = None
+        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        set_password(w, user, password)
+    else:
+        raise UserError(f"{row.email} has a Doorvoer account already: log in with it")
+    return user
+
+
+# ---------------------------------------------------------------- password resets
+
+
+def reset_throttle_keys(email: str, address: str) -> tuple[str, str]:
+    return f"reset-name:{email.strip().lower()}", f"reset-addr:{address}"
+
+
+def request_reset(w: Work, email: str) -> tuple[User, Link] | None:
+    """A reset link for an active user with this address; None when there is none (the
+    caller answers the same either way). Only the newest link works."""
+    try:
+        email = normalise_email(email)
+    except UserError:
         return None
-    idle = now - row.last_seen_at > timedelta(seconds=settings.session_idle_s)
-    old = now - row.created_at > timedelta(seconds=settings.session_absolute_s)
-    user = session.get(User, row.user_id)
-    if idle or old or user is None or user.disabled_at is not None:
-        session.delete(row)
+    user = w.session.scalar(select(User).where(User.email == email))
+    if user is None or user.disabled_at is not None:
         return None
-    row.last_seen_at = now
+    w.session.execute(delete(EmailToken).where(
+        EmailToken.purpose == RESET, EmailToken.user_id == user.id))
+    return user, _issue(w, RESET, email, RESET_TTL, user_id=user.id)
+
+
+def find_reset(w: Work, token: str) -> tuple[EmailToken, User] | None:
+    row = _find(w, RESET, token)
+    if row is None or row.user_id is None:
+        return None
+    user = w.session.get(User, row.user_id)
+    if user is None or user.disabled_at is not None or user.email != row.email:
+        return None
     return row, user
 
 
-def end_session(session: Session, token: str | None) -> None:
-    if token:
-        session.execute(delete(WebSession).where(WebSession.id == _digest(token)))
-
-
-def fresh_2fa(settings: Settings, row: WebSession, now: datetime | None = None) -> bool:
-    """Whether the session passed a second-factor check recently (re-authentication)."""
-    now = now or utcnow()
-    return row.reauth_at is not None and now - row.reauth_at <= timedelta(
-        seconds=settings.reauth_s)
-
-
-def get_user(session: Session, user_id: str) -> User | None:
-    return session.get(User, user_id)
-
-
-def users_of_tenant(session: Session, tenant_id: str) -> list[User]:
-    return list(session.scalars(select(User).where(User.tenant_id == tenant_id)
-                                .order_by(User.email)))
-
-
-def staff_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).where(User.tenant_id.is_(None))
-                                .order_by(User.email)))
+def reset_password(w: Work, token: str, password: str) -> User:
+    """Set a new password through a reset link: every session of the user ends, and the
+    failed sign-ins counted against the name are forgotten."""
+    found = find_reset(w, token)
+    if found is None:
+        raise LinkGone("this reset link is not valid any more")
+    row, user = found
+    check_password_policy(password, user.email)
+    _redeem(w, row)
+    set_password(w, user, password)
+    clear_failures(w, "person", user.email)
+    return user

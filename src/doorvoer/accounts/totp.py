@@ -10,13 +10,14 @@ import time
 import pyotp
 import segno
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
-from doorvoer.access.policy import Role
+from doorvoer.access.policy import may_turn_off_2fa
+from doorvoer.accounts import notices
 from doorvoer.accounts.models import RecoveryCode, User
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.secrets.sealing import Sealer
+from doorvoer.unit import Work
 
 STEP = 30
 RECOVERY_CODES = 10
@@ -53,12 +54,11 @@ def matching_step(secret: str, code: str, now: float | None = None) -> int | Non
     return None
 
 
-def verify_totp(session: Session, sealer: Sealer, user: User, code: str,
-                now: float | None = None) -> bool:
+def verify_totp(w: Work, user: User, code: str, now: float | None = None) -> bool:
     """Accept a code once: a code of the last used step or an earlier one is refused."""
     if user.totp_secret is None:
         return False
-    step = matching_step(open_secret(sealer, user, user.totp_secret), code, now)
+    step = matching_step(open_secret(w.ctx.sealer, user, user.totp_secret), code, now)
     if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
         return False
     user.totp_last_step = step
@@ -70,10 +70,10 @@ def _hash_code(user: User, code: str) -> str:
     return hashlib.sha256(f"{user.id}:{normal}".encode()).hexdigest()
 
 
-def new_recovery_codes(session: Session, user: User) -> list[str]:
+def new_recovery_codes(w: Work, user: User) -> list[str]:
     """Ten fresh codes (the old ones stop working). Shown once; only hashes are kept."""
-    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
-        session.delete(old)
+    session = w.session
+    w.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     codes = []
     for _ in range(RECOVERY_CODES):
         raw = secrets.token_hex(5)
@@ -84,10 +84,10 @@ def new_recovery_codes(session: Session, user: User) -> list[str]:
     return codes
 
 
-def use_recovery_code(session: Session, user: User, code: str) -> bool:
+def use_recovery_code(w: Work, user: User, code: str) -> bool:
     """Each code works once; it is marked used with the time, not deleted."""
     wanted = _hash_code(user, code)
-    for row in session.scalars(select(RecoveryCode).where(
+    for row in w.session.scalars(select(RecoveryCode).where(
             RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))):
         if hmac.compare_digest(row.code_hash, wanted):
             row.used_at = utcnow()
@@ -95,17 +95,18 @@ def use_recovery_code(session: Session, user: User, code: str) -> bool:
     return False
 
 
-def remaining_recovery_codes(session: Session, user: User) -> int:
-    return len(list(session.scalars(select(RecoveryCode.id).where(
+def remaining_recovery_codes(w: Work, user: User) -> int:
+    return len(list(w.session.scalars(select(RecoveryCode.id).where(
         RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))))
 
 
 # ---------------------------------------------------------------- setting it up
 
 
-def pending_secret(session: Session, sealer: Sealer, user: User) -> str:
+def pending_secret(w: Work, user: User) -> str:
     """The secret being set up (kept sealed in `totp_pending` until a first code confirms
     it); a new one when there is none, so reloading the setup page keeps the same QR."""
+    sealer = w.ctx.sealer
     if user.totp_pending is not None:
         return open_secret(sealer, user, user.totp_pending)
     secret = new_secret()
@@ -134,12 +135,12 @@ def group(secret: str) -> str:
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
 
 
-def confirm_setup(session: Session, sealer: Sealer, user: User, code: str,
-                  now: float | None = None) -> bool:
+def confirm_setup(w: Work, user: User, code: str, now: float | None = None) -> bool:
     """Turn two-factor on when `code` matches the pending secret. The code's step counts
     as used, so it cannot log in a second time."""
     if user.totp_secret is not None or user.totp_pending is None:
         return False
+    sealer = w.ctx.sealer
     secret = open_secret(sealer, user, user.totp_pending)
     step = matching_step(secret, code, now)
     if step is None:
@@ -151,14 +152,30 @@ def confirm_setup(session: Session, sealer: Sealer, user: User, code: str,
     return True
 
 
-def disable(session: Session, user: User) -> None:
+def disable(w: Work, user: User) -> None:
     """Turn two-factor off: the secret and every recovery code are gone. Not for staff:
-    they cannot work without it."""
-    if Role(user.role).is_staff:
+    they cannot work without it (the access policy's rule)."""
+    if not may_turn_off_2fa(user.role):
         raise UserError("operator staff cannot work without two-factor authentication, "
                         "so it cannot be turned off")
     user.totp_secret = None
     user.totp_pending = None
     user.totp_last_step = None
     user.totp_enabled_at = None
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    w.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+def restart_setup(w: Work, user: User) -> None:
+    """A new secret for the setup (the old QR code was scanned by the wrong phone)."""
+    if user.totp_secret is None:
+        user.totp_pending = None
+
+
+def renew_recovery_codes(w: Work, user_id: str) -> list[str] | None:
+    """Ten new recovery codes (the user is told by mail); None without two-factor."""
+    user = w.session.get_one(User, user_id)
+    if user.totp_secret is None:
+        return None
+    codes = new_recovery_codes(w, user)
+    w.notify(notices.recovery_codes_renewed(w.settings, user))
+    return codes

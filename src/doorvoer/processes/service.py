@@ -1,15 +1,19 @@
+"""Processes (a spec and its state): applying a spec, and what the other areas read of
+them (the inbox folders, the outbox folders, whether a process keeps reports)."""
+
 from __future__ import annotations
 
 from functools import lru_cache
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
+from doorvoer.processes.errors import SpecError
 from doorvoer.processes.models import Process
-from doorvoer.processes.spec import ProcessSpec, parse_spec
+from doorvoer.processes.spec import PickupTarget, ProcessSpec, SftpTarget, parse_spec
 from doorvoer.tenants.models import Tenant
+from doorvoer.unit import Work
 
 
 @lru_cache(maxsize=256)
@@ -21,62 +25,79 @@ def spec_of(process: Process) -> ProcessSpec:
     return parsed_spec(process.spec_yaml)
 
 
-def apply_process(session: Session, tenant: Tenant, spec_yaml: str, source: str) -> Process:
+def apply_process(w: Work, tenant: Tenant, spec_yaml: str, source: str) -> Process:
     """Create or update the process the spec names. Returns it."""
+    # Imported here: the transform workers read specs, and must not load asyncssh.
+    from doorvoer.secrets.service import get_connection
+
     spec = parse_spec(spec_yaml, source)
     for target in spec.deliver:
-        if hasattr(target, "sftp"):
-            from doorvoer.secrets.service import get_connection
-
-            if get_connection(session, tenant, target.sftp.connection) is None:
-                raise UserError(
-                    f"{source}: deliver: connection {target.sftp.connection!r} is not set for "
-                    f"tenant {tenant.slug!r}; set it with `doorvoer connection set`"
-                )
-    for other in list_processes(session, tenant):
+        if isinstance(target, SftpTarget) and get_connection(
+                w, tenant, target.sftp.connection) is None:
+            raise SpecError(
+                f"{source}: deliver: connection {target.sftp.connection!r} is not set for "
+                f"tenant {tenant.slug!r}; set it with `doorvoer connection set`"
+            )
+    for other in list_processes(w, tenant):
         if other.name != spec.name and other.folder == spec.folder:
-            raise UserError(
+            raise SpecError(
                 f"{source}: match: folder {spec.folder!r} is already used by process "
                 f"{other.name!r}; each process has a folder of its own"
             )
-    process = session.scalar(
+    s = w.session
+    process = s.scalar(
         select(Process).where(Process.tenant_id == tenant.id, Process.name == spec.name)
     )
     if process is None:
         process = Process(tenant_id=tenant.id, name=spec.name, folder=spec.folder,
                           spec_yaml=spec_yaml)
-        session.add(process)
+        s.add(process)
     elif process.spec_yaml != spec_yaml:
         process.spec_yaml = spec_yaml
         process.folder = spec.folder
         process.version += 1
         process.updated_at = utcnow()
-    session.flush()
+    s.flush()
     return process
 
 
-def list_processes(session: Session, tenant: Tenant) -> list[Process]:
-    return list(
-        session.scalars(
-            select(Process).where(Process.tenant_id == tenant.id).order_by(Process.name)
-        )
-    )
+def list_processes(w: Work, tenant: Tenant) -> list[Process]:
+    return list(w.session.scalars(
+        select(Process).where(Process.tenant_id == tenant.id).order_by(Process.name)))
 
 
-def process_named(session: Session, tenant_id: str, name: str) -> Process | None:
-    return session.scalar(
+def process_named(w: Work, tenant_id: str, name: str) -> Process | None:
+    return w.session.scalar(
         select(Process).where(Process.tenant_id == tenant_id, Process.name == name))
 
 
-def inbox_folders(session: Session, tenant_id: str) -> dict[str, Process]:
-    rows = session.scalars(select(Process).where(Process.tenant_id == tenant_id))
-    return {p.folder: p for p in rows}
+def inbox_folders(w: Work, tenant_id: str) -> set[str]:
+    return set(w.execute(select(Process.folder).where(Process.tenant_id == tenant_id))
+               .scalars())
 
 
-def outbox_folders(session: Session, tenant_id: str) -> set[str]:
+def outbox_folders(w: Work, tenant_id: str) -> set[str]:
     folders: set[str] = set()
-    for p in session.scalars(select(Process).where(Process.tenant_id == tenant_id)):
-        for target in spec_of(p).deliver:
-            if hasattr(target, "pickup"):
+    for spec_yaml in w.execute(select(Process.spec_yaml).where(
+            Process.tenant_id == tenant_id)).scalars():
+        for target in parsed_spec(spec_yaml).deliver:
+            if isinstance(target, PickupTarget):
                 folders.add(target.pickup)
     return folders
+
+
+def keeps_reports(spec_yaml: str) -> bool:
+    """Whether a process spec keeps reports (`report: true`, the default)."""
+    try:
+        return parsed_spec(spec_yaml).report
+    except UserError:
+        return True  # a spec that no longer parses: the tenant's switch decides
+
+
+def unreported_process_ids(w: Work, tenant_id: str | None = None) -> set[str]:
+    """Processes whose spec says `report: false`."""
+    q = select(Process.id, Process.spec_yaml).where(
+        Process.spec_yaml.contains("report"))  # a cheap prefilter
+    if tenant_id is not None:
+        q = q.where(Process.tenant_id == tenant_id)
+    return {row.id for row in w.execute(q) if not keeps_reports(row.spec_yaml)}

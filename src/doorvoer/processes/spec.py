@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from doorvoer.errors import UserError
+from doorvoer.processes.errors import SpecError
 from doorvoer.transforms.spec import ReadSpec, TransformSpec, WriteSpec
 
 FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -179,11 +179,11 @@ def parse_spec(text: str, source: str = "spec") -> ProcessSpec:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}: " if mark else ""
-        raise UserError(f"{source}: {where}not valid YAML: {exc.problem}") from None
+        raise SpecError(f"{source}: {where}not valid YAML: {exc.problem}") from None
     except yaml.YAMLError:
-        raise UserError(f"{source}: not valid YAML") from None
+        raise SpecError(f"{source}: not valid YAML") from None
     if not isinstance(data, dict):
-        raise UserError(f"{source}: line 1: a process spec is a mapping of fields (name, match…)")
+        raise SpecError(f"{source}: line 1: a process spec is a mapping of fields (name, match…)")
     try:
         return ProcessSpec.model_validate(data)
     except ValidationError as exc:
@@ -196,4 +196,4 @@ def parse_spec(text: str, source: str = "spec") -> ProcessSpec:
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
             messages.append(f"{source}: line {line}: {_field_path(loc)}: {msg}")
-        raise UserError("\n".join(messages)) from None
+        raise SpecError("\n".join(messages)) from None

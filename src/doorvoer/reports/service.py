@@ -1,16 +1,6 @@
-"""What a tenant sees of its transfers (P4), and what is forgotten when it asked for none.
-
-Reporting off (the tenant's switch, or `report: false` in a process's spec) means that
-no per-transfer record outlives the transfer: when a transfer reaches a final state its
-row and its deliveries are deleted. Nothing else is kept in their place, no daily
-aggregate either: the tenant sees only what is in flight. The one exception is what the
-transfer itself still needs: an inbox file stays stat-able for `stat_grace_s` after its
-upload closed (rclone stats what it just wrote and uploads again when that fails), so a
-transfer that ends within that grace is deleted by the housekeeping sweep right after it.
-
-Only reads and these deletions live here; the transfer state machine stays in
-`transfers.service`, which calls `forget_if_unreported` where a transfer ends.
-"""
+"""What a tenant sees of its transfers (P4): the report, the dashboard, the processes'
+last runs, and what staff see of a tenant (counts only). Only reads: what is forgotten
+when a tenant keeps no reports is `transfers.lifecycle`'s."""
 
 from __future__ import annotations
 
@@ -21,116 +11,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select, true
 
 from doorvoer.accounts.models import User
-from doorvoer.context import Context
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import parsed_spec
+from doorvoer.processes.service import unreported_process_ids
 from doorvoer.processes.spec import parse_spec
 from doorvoer.tenants.models import Tenant
-from doorvoer.tenants.service import set_report
-from doorvoer.transfers.models import FINAL, Delivery, State, Transfer
+from doorvoer.transfers.models import FINAL, State, Transfer
+from doorvoer.unit import Work
 
 NOT_FINAL = frozenset(State) - FINAL
 PROBLEMS = (State.FAILED, State.INTERRUPTED, State.DISCARDED)
 MAX_RANGE_DAYS = 366
 
 
-# ---------------------------------------------------------------- reporting on or off
-
-
-def spec_reports(spec_yaml: str) -> bool:
-    """Whether a process spec keeps reports (`report: true`, the default)."""
-    try:
-        return parsed_spec(spec_yaml).report
-    except UserError:
-        return True  # a spec that no longer parses: the tenant's switch decides
-
-
-def process_reports(process: Process) -> bool:
-    return spec_reports(process.spec_yaml)
-
-
-def unreported_process_ids(s: Session, tenant_id: str | None = None) -> set[str]:
-    """Processes whose spec says `report: false`."""
-    q = select(Process).where(Process.spec_yaml.contains("report"))  # cheap prefilter
-    if tenant_id is not None:
-        q = q.where(Process.tenant_id == tenant_id)
-    return {p.id for p in s.scalars(q) if not process_reports(p)}
-
-
-_REPORTING = (
-    select(Transfer.state, Transfer.received_at, Tenant.report, Process.spec_yaml)
-    .select_from(Transfer)
-    .outerjoin(Tenant, Tenant.id == Transfer.tenant_id)
-    .outerjoin(Process, Process.id == Transfer.process_id)
-    .where(Transfer.id == bindparam("tid")))
-
-
-def forget_if_unreported(db: Session | Connection, ctx: Context, transfer_id: str) -> None:
-    """Called where a transfer ends (`transfers.service._finish`): delete its record when
-    its tenant or process keeps no reports. Within the stat grace the row stays (the
-    client may still stat the file it just wrote); `purge_unreported` deletes it then."""
-    row = db.execute(_REPORTING, {"tid": transfer_id}).first()
-    if row is None or State(row.state) not in FINAL:
-        return
-    if row.report and (row.spec_yaml is None or spec_reports(row.spec_yaml)):
-        return
-    grace = timedelta(seconds=ctx.settings.stat_grace_s)
-    if row.received_at is None or row.received_at < utcnow() - grace:
-        _forget(db, [transfer_id])
-
-
-def purge_unreported(s: Session, ctx: Context, now: datetime | None = None,
-                     tenant_id: str | None = None) -> int:
-    """Delete the records of finished transfers that no report may keep: of tenants with
-    reporting off and of processes with `report: false`. Returns how many."""
-    now = now or utcnow()
-    grace = now - timedelta(seconds=ctx.settings.stat_grace_s)
-    off: ColumnElement[bool] = Transfer.tenant_id.in_(
-        select(Tenant.id).where(Tenant.report.is_(False)))
-    processes = unreported_process_ids(s, tenant_id)
-    if processes:
-        off = or_(off, Transfer.process_id.in_(processes))
-    q = select(Transfer.id).where(
-        Transfer.state.in_(FINAL), off,
-        or_(Transfer.received_at.is_(None), Transfer.received_at < grace))
-    if tenant_id is not None:
-        q = q.where(Transfer.tenant_id == tenant_id)
-    ids = list(s.scalars(q))
-    _forget(s, ids)
-    return len(ids)
-
-
-def _forget(db: Session | Connection, ids: Sequence[str]) -> None:
+def hidden_processes(w: Work, tenant: Tenant) -> list[str]:
+    """Names of the processes whose spec says `report: false`."""
+    ids = unreported_process_ids(w, tenant.id)
     if not ids:
-        return
-    if isinstance(db, Session):
-        db.flush()  # changes made to these rows earlier in the transaction go first
-    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-        db.execute(delete(Delivery).where(Delivery.transfer_id.in_(chunk)))
-        db.execute(delete(Transfer).where(Transfer.id.in_(chunk)))
-    if isinstance(db, Session):
-        gone = set(ids)
-        for obj in list(db.identity_map.values()):
-            if (isinstance(obj, Transfer) and obj.id in gone) or (
-                    isinstance(obj, Delivery) and obj.transfer_id in gone):
-                db.expunge(obj)
-
-
-def set_reporting(s: Session, ctx: Context, tenant: Tenant, on: bool) -> int:
-    """The tenant's switch (P4). Off forgets at once the records kept so far (of finished
-    transfers), so that 'no per-transfer records are kept' is true from that moment.
-    Returns how many records were deleted."""
-    set_report(s, tenant, on)
-    if on:
-        return 0
-    s.flush()
-    return purge_unreported(s, ctx, tenant_id=tenant.id)
+        return []
+    return sorted(w.execute(select(Process.name).where(Process.id.in_(ids))).scalars())
 
 
 # ---------------------------------------------------------------- filters and rows
@@ -203,8 +106,8 @@ def _kept(tenant: Tenant, hidden: set[str]) -> ColumnElement[bool]:
     return true()
 
 
-def _where(s: Session, tenant: Tenant, f: Filters, by_name: bool) -> list[ColumnElement[bool]]:
-    hidden = unreported_process_ids(s, tenant.id)
+def _where(w: Work, tenant: Tenant, f: Filters, by_name: bool) -> list[ColumnElement[bool]]:
+    hidden = unreported_process_ids(w, tenant.id)
     conds: list[ColumnElement[bool]] = [
         Transfer.tenant_id == tenant.id,
         _kept(tenant, hidden),
@@ -240,23 +143,23 @@ class Page:
         return min(self.total, self.page * self.per_page)
 
 
-def transfer_page(s: Session, tenant: Tenant, f: Filters, page: int = 1,
+def transfer_page(w: Work, tenant: Tenant, f: Filters, page: int = 1,
                   per_page: int = 50) -> Page:
-    conds = _where(s, tenant, f, by_name=True)
-    total = s.scalar(select(func.count()).select_from(Transfer).where(*conds)) or 0
+    conds = _where(w, tenant, f, by_name=True)
+    total = w.session.scalar(select(func.count()).select_from(Transfer).where(*conds)) or 0
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
-    rows = list(s.scalars(
+    rows = list(w.session.scalars(
         select(Transfer).where(*conds)
         .order_by(Transfer.opened_at.desc(), Transfer.id)
         .offset((page - 1) * per_page).limit(per_page)))
     return Page(rows, total, page, per_page)
 
 
-def process_names(s: Session, tenant: Tenant) -> list[str]:
+def process_names(w: Work, tenant: Tenant) -> list[str]:
     """Names to filter by: the processes, and names that only old transfers remember."""
-    names = set(s.scalars(select(Process.name).where(Process.tenant_id == tenant.id)))
-    names |= {n for n in s.scalars(select(Transfer.process_name).distinct().where(
+    names = set(w.session.scalars(select(Process.name).where(Process.tenant_id == tenant.id)))
+    names |= {n for n in w.session.scalars(select(Transfer.process_name).distinct().where(
         Transfer.tenant_id == tenant.id, Transfer.process_name.is_not(None))) if n}
     return sorted(names)
 
@@ -361,13 +264,13 @@ def _residence(opened: datetime, received: datetime | None, erased: datetime | N
     return max(0.0, (erased - (received or opened)).total_seconds())
 
 
-def build_report(s: Session, tenant: Tenant, f: Filters, by_name: bool = True) -> Report:
+def build_report(w: Work, tenant: Tenant, f: Filters, by_name: bool = True) -> Report:
     """Per day: counts by state, bytes in and out, residence times. Only the columns it
     needs are read: never a file name."""
-    rows = s.execute(
+    rows = w.session.execute(
         select(Transfer.opened_at, Transfer.received_at, Transfer.erased_at, Transfer.state,
                Transfer.bytes_in, Transfer.bytes_out)
-        .where(*_where(s, tenant, f, by_name=by_name)))
+        .where(*_where(w, tenant, f, by_name=by_name)))
     days = {d: Day(d) for d in f.days}
     for opened, received, erased, state, b_in, b_out in rows:
         day = days.get(opened.astimezone(UTC).date())
@@ -392,14 +295,14 @@ class Dashboard:
     problems: list[Transfer]
 
 
-def dashboard(s: Session, tenant: Tenant, now: datetime | None = None,
+def dashboard(w: Work, tenant: Tenant, now: datetime | None = None,
               problems: int = 8) -> Dashboard:
     today = (now or utcnow()).date()
-    fortnight = build_report(s, tenant, default_filters(today, 14))
-    in_flight = s.scalar(select(func.count()).select_from(Transfer).where(
+    fortnight = build_report(w, tenant, default_filters(today, 14))
+    in_flight = w.session.scalar(select(func.count()).select_from(Transfer).where(
         Transfer.tenant_id == tenant.id, Transfer.state.in_(NOT_FINAL))) or 0
-    hidden = unreported_process_ids(s, tenant.id)
-    last = list(s.scalars(
+    hidden = unreported_process_ids(w, tenant.id)
+    last = list(w.session.scalars(
         select(Transfer)
         .where(Transfer.tenant_id == tenant.id, _kept(tenant, hidden),
                Transfer.state.in_(PROBLEMS))
@@ -419,11 +322,11 @@ class ProcessView:
     runs: list[Transfer]
 
 
-def process_views(s: Session, tenant: Tenant, runs: int = 5) -> list[ProcessView]:
+def process_views(w: Work, tenant: Tenant, runs: int = 5) -> list[ProcessView]:
     """Each process with its spec re-validated now, and its last runs (none where the
     tenant or the process keeps no reports, apart from what is in flight)."""
     out = []
-    for p in s.scalars(select(Process).where(Process.tenant_id == tenant.id)
+    for p in w.session.scalars(select(Process).where(Process.tenant_id == tenant.id)
                        .order_by(Process.name)):
         try:
             spec = parse_spec(p.spec_yaml, f"{p.name}.yaml")
@@ -434,7 +337,7 @@ def process_views(s: Session, tenant: Tenant, runs: int = 5) -> list[ProcessView
                                    Transfer.process_id == p.id)
         if not (tenant.report and reports):
             q = q.where(Transfer.state.in_(NOT_FINAL))
-        last = list(s.scalars(q.order_by(Transfer.opened_at.desc()).limit(runs)))
+        last = list(w.session.scalars(q.order_by(Transfer.opened_at.desc()).limit(runs)))
         out.append(ProcessView(p, valid, error, reports, last))
     return out
 
@@ -453,16 +356,16 @@ class TenantCounts:
     transfers_30d: int
 
 
-def _counts(s: Session, column: Any, *where: Any) -> dict[str, int]:
+def _counts(w: Work, column: Any, *where: Any) -> dict[str, int]:
     q = select(column, func.count()).where(*where).group_by(column)
-    return {k: n for k, n in s.execute(q) if k is not None}
+    return {k: n for k, n in w.session.execute(q) if k is not None}
 
 
-def tenant_counts(s: Session, now: datetime | None = None) -> list[TenantCounts]:
+def tenant_counts(w: Work, now: datetime | None = None) -> list[TenantCounts]:
     since = (now or utcnow()) - timedelta(days=30)
-    users = _counts(s, User.tenant_id)
-    processes = _counts(s, Process.tenant_id)
-    transfers = _counts(s, Transfer.tenant_id, Transfer.opened_at >= since)
+    users = _counts(w, User.tenant_id)
+    processes = _counts(w, Process.tenant_id)
+    transfers = _counts(w, Transfer.tenant_id, Transfer.opened_at >= since)
     return [TenantCounts(t, users.get(t.id, 0), processes.get(t.id, 0),
                          transfers.get(t.id, 0))
-            for t in s.scalars(select(Tenant).order_by(Tenant.name, Tenant.slug))]
+            for t in w.session.scalars(select(Tenant).order_by(Tenant.name, Tenant.slug))]

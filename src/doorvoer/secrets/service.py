@@ -8,13 +8,13 @@ from dataclasses import asdict, dataclass
 
 import asyncssh
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from doorvoer.db import utcnow
-from doorvoer.errors import UserError
+from doorvoer.secrets.errors import ConnectionRefused
 from doorvoer.secrets.models import Connection
 from doorvoer.secrets.sealing import Sealer
 from doorvoer.tenants.models import Tenant
+from doorvoer.unit import Work
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -33,36 +33,38 @@ def _context(tenant_id: str, name: str) -> str:
     return f"connection:{tenant_id}:{name}"
 
 
-def set_connection(session: Session, sealer: Sealer, tenant: Tenant, name: str,
+def set_connection(w: Work, tenant: Tenant, name: str,
                    conn: SftpConnection) -> Connection:
     if not NAME.match(name):
-        raise UserError(f"connection name {name!r}: use lower-case letters, digits, '.', '_', '-'")
+        raise ConnectionRefused(
+            f"connection name {name!r}: use lower-case letters, digits, '.', '_', '-'")
     if not conn.password and not conn.private_key:
-        raise UserError("give the target's password or private key on standard input")
+        raise ConnectionRefused("give the target's password or private key on standard input")
     try:
         asyncssh.import_public_key(conn.host_key)
     except (asyncssh.KeyImportError, ValueError):
-        raise UserError("--host-key: not an SSH public key (as in known_hosts or .pub)") from None
+        raise ConnectionRefused(
+            "--host-key: not an SSH public key (as in known_hosts or .pub)") from None
     if conn.private_key:
         try:
             asyncssh.import_private_key(conn.private_key)
         except (asyncssh.KeyImportError, ValueError):
-            raise UserError("the private key on standard input is not one asyncssh reads "
+            raise ConnectionRefused("the private key on standard input is not one asyncssh reads "
                             "(an unencrypted OpenSSH or PEM key)") from None
-    sealed = sealer.seal(json.dumps(asdict(conn)).encode(), _context(tenant.id, name))
-    row = get_connection(session, tenant, name)
+    sealed = w.ctx.sealer.seal(json.dumps(asdict(conn)).encode(), _context(tenant.id, name))
+    row = get_connection(w, tenant, name)
     if row is None:
         row = Connection(tenant_id=tenant.id, name=name, sealed=sealed)
-        session.add(row)
+        w.session.add(row)
     else:
         row.sealed = sealed
         row.updated_at = utcnow()
-    session.flush()
+    w.session.flush()
     return row
 
 
-def get_connection(session: Session, tenant: Tenant, name: str) -> Connection | None:
-    return session.scalar(
+def get_connection(w: Work, tenant: Tenant, name: str) -> Connection | None:
+    return w.session.scalar(
         select(Connection).where(Connection.tenant_id == tenant.id, Connection.name == name)
     )
 
@@ -72,5 +74,13 @@ def open_connection(sealer: Sealer, row: Connection) -> SftpConnection:
     return SftpConnection(**data)
 
 
-def list_connections(session: Session, tenant: Tenant) -> list[Connection]:
-    return list(session.scalars(select(Connection).where(Connection.tenant_id == tenant.id)))
+def connection_for_delivery(w: Work, tenant_id: str, name: str) -> SftpConnection | None:
+    """The connection with its secret, for the delivery code only (P7); None when the
+    tenant has no connection of that name."""
+    row = w.session.scalar(select(Connection).where(Connection.tenant_id == tenant_id,
+                                                    Connection.name == name))
+    return open_connection(w.ctx.sealer, row) if row is not None else None
+
+
+def list_connections(w: Work, tenant: Tenant) -> list[Connection]:
+    return list(w.session.scalars(select(Connection).where(Connection.tenant_id == tenant.id)))

@@ -1,21 +1,18 @@
 """The virtual SFTP tree of one account: `/`, `/inbox/<folder>/`, `/outbox/<folder>/`.
 
 Paths arrive as bytes from the client. They are resolved against `/` as text: `..`
-stops at the root, and nothing outside the tree exists."""
+stops at the root, and nothing outside the tree exists. Each component must pass the
+one name rule (`transfers.inbox.name_problem`); a path with one that does not names
+nothing."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from doorvoer.sftp.errors import BadPath
+from doorvoer.transfers.inbox import name_problem
+
 ROOTS = ("inbox", "outbox")
-# One path component a client may name: no control characters, no separators.
-_BAD = re.compile(r"[\x00-\x1f\x7f\\]")
-MAX_NAME = 255
-
-
-class BadPath(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,9 @@ def resolve(raw: bytes) -> Location:
             if parts:
                 parts.pop()
             continue
-        if _BAD.search(part) or len(part.encode()) > MAX_NAME:
-            raise BadPath("invalid file name")
+        problem = name_problem(part)
+        if problem is not None:  # the same rule as every door's
+            raise BadPath(f"invalid file name: {problem}")
         parts.append(part)
     return Location(tuple(parts))
+

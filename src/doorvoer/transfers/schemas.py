@@ -4,6 +4,7 @@ Metadata only (P3, P4): names, states, times, sizes and counts, never file conte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,3 +46,12 @@ class TransferOut(BaseModel):
             bytes_in=t.bytes_in, bytes_out=t.bytes_out, rows_in=t.rows_in,
             rows_out=t.rows_out, error=t.error,
         )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file as an SFTP client sees it in its inbox or outbox: name, size, time."""
+
+    name: str
+    size: int
+    mtime: datetime

@@ -20,16 +20,19 @@ import os
 import secrets
 import struct
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select
-from sqlalchemy.orm import Session
 
-from doorvoer.db import FastRead, FastWrite, after_commit, utcnow
+from doorvoer.db import FastRead, FastWrite, utcnow
 from doorvoer.vault import streaming
+from doorvoer.vault.errors import DiskFull, VaultError
 from doorvoer.vault.models import BlobKey
-from doorvoer.vault.store import DiskFull, LocalStore
+from doorvoer.vault.store import LocalStore
+
+if TYPE_CHECKING:
+    from doorvoer.unit import Work
 
 _KEYS: Table = BlobKey.__table__  # type: ignore[assignment]
 _INSERT_KEY = FastWrite(insert(_KEYS))
@@ -43,10 +46,6 @@ _NONCE = 12
 _RECORD = struct.Struct(">BBI")
 _RECORD_V1 = 1
 _SEGMENT = streaming.DEFAULT_SEGMENT  # new blobs; each key records its own
-
-
-class VaultError(Exception):
-    pass
 
 
 def load_master_key(path: Path, from_env: str) -> bytes:
@@ -171,22 +170,24 @@ class Vault:
                           "wrapped_key": self._wrap(blob_id, key, _SEGMENT)}
         return writer
 
-    def register(self, db: Session | Connection, *writers: BlobWriter) -> None:
-        """Store the prepared blobs' wrapped keys in `db`'s transaction."""
+    def register(self, w: Work, *writers: BlobWriter) -> None:
+        """Store the prepared blobs' wrapped keys in the unit of work."""
         now = utcnow()
-        conn = db.connection() if isinstance(db, Session) else db
-        _INSERT_KEY(conn, *({**w.key_row, "created_at": now} for w in writers))
+        _INSERT_KEY(w.conn, *({**x.key_row, "created_at": now} for x in writers))
 
-    def create(self, db: Session | Connection, owner_id: str, role: str) -> BlobWriter:
-        """A new blob whose key row is written in `db`'s transaction (commit it with the
-        owner)."""
+    def create(self, w: Work, owner_id: str, role: str) -> BlobWriter:
+        """A new blob whose key row is written in the unit of work (it commits with the
+        owner; a rollback deletes the file)."""
         writer = self.prepare(owner_id, role)
-        self.register(db, writer)
+        w.on_rollback(writer.abort)
+        self.register(w, writer)
         return writer
 
-    def open(self, db: Session | Connection | Engine, blob_id: str) -> BinaryIO:
-        """A decrypting reader of the blob's plaintext (sequential)."""
-        row = _KEY_OF.first(db, {"blob_id": blob_id})
+    def open(self, db: Work | Connection | Engine, blob_id: str) -> BinaryIO:
+        """A decrypting reader of the blob's plaintext (sequential): in a unit of work,
+        or outside one (an Engine: a download, a worker, a push)."""
+        reader = db if isinstance(db, Connection | Engine) else db.reader
+        row = _KEY_OF.first(reader, {"blob_id": blob_id})
         if row is None:
             raise VaultError("blob has been erased")
         source = self.store.open(blob_id)
@@ -196,36 +197,34 @@ class Vault:
             source.close()
             raise
 
-    def erase(self, db: Session | Connection, *blob_ids: str) -> None:
-        """Shred: the key rows go with `db`'s commit, the files right after it. Never
-        the other way round: a transaction that rolls back after an erase (a full disk
+    def erase(self, w: Work, *blob_ids: str) -> None:
+        """Shred: the key rows go with the unit's commit, the files right after it.
+        Never the other way round: a unit that rolls back after an erase (a full disk
         at the commit, say) must leave the blob whole, or a transfer that is retried
         would find its input gone. A file whose key went (a crash between the commit
-        and the unlink) is unreadable, and the start-up sweep removes it. Outside a
-        `transaction`/`writing` block the files go at once."""
+        and the unlink) is unreadable, and the start-up sweep removes it."""
         if not blob_ids:
             return
         ids = list(blob_ids)
-        db.execute(_DELETE_KEYS, {"blob_ids": ids})
-        if not after_commit(db, lambda: self._delete_files(ids)):
-            self._delete_files(ids)
+        w.execute(_DELETE_KEYS, {"blob_ids": ids})
+        w.after_commit(lambda: self._delete_files(ids))
 
     def _delete_files(self, blob_ids: list[str]) -> None:
         for blob_id in blob_ids:
             self.store.delete(blob_id)
 
-    def blobs_of(self, db: Session | Connection, owner_ids: list[str], role: str) -> list[str]:
+    def blobs_of(self, w: Work, owner_ids: list[str], role: str) -> list[str]:
         """The blobs with this role that these owners have."""
-        return list(db.execute(_BLOBS_OF, {"owners": owner_ids, "role": role}).scalars())
+        return list(w.execute(_BLOBS_OF, {"owners": owner_ids, "role": role}).scalars())
 
-    def erase_owned(self, db: Session | Connection, *owner_ids: str) -> None:
+    def erase_owned(self, w: Work, *owner_ids: str) -> None:
         """Shred every blob these owners have."""
-        self.erase(db, *db.execute(_OWNED, {"owners": list(owner_ids)}).scalars())
+        self.erase(w, *w.execute(_OWNED, {"owners": list(owner_ids)}).scalars())
 
-    def sweep_files(self, session: Session) -> int:
+    def sweep_files(self, w: Work) -> int:
         """Delete blob files that have no key (unreadable residue) and spare files of
         processes that are gone. Returns how many."""
-        known = set(session.scalars(select(BlobKey.blob_id)))
+        known = set(w.execute(select(BlobKey.blob_id)).scalars())
         gone = self.store.sweep_spares()
         for blob_id in list(self.store.ids()):
             if blob_id not in known:

@@ -32,10 +32,6 @@ SPARE = "spare-"
 _FANOUT = re.compile(r"^[0-9a-f]{2}$")
 
 
-class DiskFull(OSError):
-    """The vault's disk has no room left."""
-
-
 class LocalStore:
     def __init__(self, root: Path, spares: int = 0) -> None:
         self.root = root

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from doorvoer.vault.errors import DecryptionError
+
 KEY_BYTES = 32
 TAG = 16
 PREFIX = 7
@@ -35,10 +37,6 @@ HEADER = 1 + KEY_BYTES + PREFIX
 DEFAULT_SEGMENT = 64 * 1024
 MIN_SEGMENT = HEADER + TAG + 1
 MAX_SEGMENT = 1 << 24
-
-
-class DecryptionError(ValueError):
-    """The ciphertext is damaged, cut off or not for this key."""
 
 
 def _file_key(key: bytes, salt: bytes, associated_data: bytes) -> AESGCM:

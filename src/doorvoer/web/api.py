@@ -1,17 +1,18 @@
 """The JSON API under /api/v1, for a tenant's systems (P1, P14).
 
-A personal API token authenticates (`Authorization: Bearer dvt_…`); the one policy
-decides what it may do. An upload's body streams chunk by chunk into the vault through
-the same transfer functions as an SFTP upload: no temporary file, no form parsing, no
-body held whole in memory."""
+A personal API token authenticates (`Authorization: Bearer dvt_…`, checked by the
+sign-in service); the one policy decides what it may do. An upload's body streams chunk
+by chunk into the vault through the same `UploadSession` as an SFTP upload: no
+temporary file, no form parsing, no body held whole in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -20,26 +21,30 @@ from pydantic import BaseModel, BeforeValidator
 from starlette.requests import ClientDisconnect
 
 from doorvoer.access.policy import Action, Actor, Resource, authorize
-from doorvoer.accounts.tokens import mark_used, token_actor
-from doorvoer.context import Context
-from doorvoer.db import transaction
+from doorvoer.accounts.machines import mark_used
+from doorvoer.accounts.signin import sign_in_token
 from doorvoer.processes.schemas import ProcessOut
 from doorvoer.processes.service import list_processes, process_named, spec_of
 from doorvoer.processes.spec import FOLDER
 from doorvoer.tenants.models import Tenant
+from doorvoer.transfers import inbox
 from doorvoer.transfers import service as transfers
+from doorvoer.transfers.errors import NameRefused, NoSuchProcess
+from doorvoer.transfers.inbox import UploadSession
 from doorvoer.transfers.models import State
 from doorvoer.transfers.schemas import TransferOut
-from doorvoer.vault.store import DiskFull
-from doorvoer.web.deps import CtxDep, LoginRequired
+from doorvoer.unit import Work
+from doorvoer.vault.errors import DiskFull
+from doorvoer.web.deps import CtxDep, client_address
+from doorvoer.web.errors import LoginRequired
 
 log = logging.getLogger("doorvoer.web.api")
+T = TypeVar("T")
 
 FLUSH_BYTES = 1024 * 1024  # hand plaintext to the vault in pieces of about this size
 DRAIN_BYTES = 8 * 1024 * 1024  # after a refusal, read this much more so the client sees it
 IDLE_S = 120.0  # a body that stalls this long is an interrupted upload
-MAX_NAME = 255  # characters, as the database keeps them
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f\\/\ufffd]")
+MAX_NAME = inbox.MAX_NAME_BYTES  # bytes; in characters no more either
 
 # The rules below, written as patterns in the OpenAPI document, so that it says exactly
 # which values can succeed. The code checks them itself to answer with a clear message.
@@ -48,7 +53,7 @@ NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"  # processes.spec.FOLDER
 _TEMP_ENDINGS = "|".join(  # transfers.TEMP_SUFFIXES, in any case
     "".join(f"[{c.upper()}{c}]" if c.isalpha() else "\\." if c == "." else c
             for c in suffix)
-    for suffix in transfers.TEMP_SUFFIXES)
+    for suffix in inbox.TEMP_SUFFIXES)
 _NAME_CHAR = r"/\\\x00-\x1f\x7f\ufffd"  # as regex escapes, for the document
 FILENAME_PATTERN = f"^(?!.*(?:{_TEMP_ENDINGS})$)[^.{_NAME_CHAR}][^{_NAME_CHAR}]*$"
 _TRANSFER_ID = re.compile(ID_PATTERN)
@@ -102,19 +107,19 @@ router = APIRouter(prefix="/api/v1", responses=AUTH_ERRORS)
 
 
 def api_actor(
-    ctx: CtxDep,
+    request: Request, ctx: CtxDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The token's actor; 401 (the app's LoginRequired handler) without a live token."""
     if credentials is None:
         raise LoginRequired
-    with ctx.sessions() as s:
-        use = token_actor(s, credentials.credentials)
+    with ctx.reading(source=client_address(request)) as w:
+        use = sign_in_token(w, credentials.credentials)
     if use is None:
         raise LoginRequired
     if use.touch:
-        with transaction(ctx.sessions) as s:
-            mark_used(s, use.token_id)
+        with ctx.unit(actor=use.actor, source=client_address(request)) as w:
+            mark_used(w, use.token_id)
     return use.actor
 
 
@@ -128,10 +133,9 @@ def _allow(actor: Actor, action: Action) -> str:
     return actor.tenant_id
 
 
-def _slug(ctx: Context, tenant_id: str) -> str | None:
-    with ctx.sessions() as s:
-        tenant = s.get(Tenant, tenant_id)
-        return tenant.slug if tenant else None
+def _slug(w: Work, tenant_id: str) -> str | None:
+    tenant = w.session.get(Tenant, tenant_id)
+    return tenant.slug if tenant else None
 
 
 def _not_found(what: str) -> HTTPException:
@@ -154,10 +158,11 @@ def get_transfers(
 ) -> list[TransferOut]:
     """The tenant's transfers, newest first: metadata only, never file content."""
     tenant_id = _allow(actor, Action.VIEW_TRANSFERS)
-    slug = _slug(ctx, tenant_id)
-    rows = transfers.list_transfers(ctx, tenant_id, limit, state=state, process=process,
-                                    since=since)
-    return [TransferOut.of(t, slug) for t in rows]
+    with ctx.reading(actor=actor) as w:
+        slug = _slug(w, tenant_id)
+        rows = transfers.list_transfers(w, tenant_id, limit, state=state, process=process,
+                                        since=since)
+        return [TransferOut.of(t, slug) for t in rows]
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"],
@@ -169,11 +174,12 @@ def get_transfer(
 ) -> TransferOut:
     """One transfer of the tenant. Another tenant's transfer does not exist here (404)."""
     tenant_id = _allow(actor, Action.VIEW_TRANSFERS)
-    t = transfers.get_transfer(ctx, transfer_id, tenant_id) \
-        if _TRANSFER_ID.fullmatch(transfer_id) else None
-    if t is None:
-        raise _not_found("no such transfer")
-    return TransferOut.of(t, _slug(ctx, tenant_id))
+    with ctx.reading(actor=actor) as w:
+        t = transfers.get_transfer(w, transfer_id, tenant_id) \
+            if _TRANSFER_ID.fullmatch(transfer_id) else None
+        if t is None:
+            raise _not_found("no such transfer")
+        return TransferOut.of(t, _slug(w, tenant_id))
 
 
 @router.get("/processes", response_model=list[ProcessOut], tags=["processes"],
@@ -181,29 +187,12 @@ def get_transfer(
 def get_processes(ctx: CtxDep, actor: ActorDep) -> list[ProcessOut]:
     """The tenant's processes and where their files go."""
     tenant_id = _allow(actor, Action.VIEW_PROCESSES)
-    with ctx.sessions() as s:
-        tenant = s.get_one(Tenant, tenant_id)
-        return [ProcessOut.of(p) for p in list_processes(s, tenant)]
+    with ctx.reading(actor=actor) as w:
+        tenant = w.session.get_one(Tenant, tenant_id)
+        return [ProcessOut.of(p) for p in list_processes(w, tenant)]
 
 
 # ---------------------------------------------------------------- uploading
-
-
-def check_filename(name: str) -> str | None:
-    """Why a name cannot be uploaded, or None. The same rules as SFTP names, and no
-    temporary names (over HTTPS there is no rename that could follow)."""
-    if not name or name in (".", ".."):
-        return "the file needs a name"
-    if len(name) > MAX_NAME:
-        return f"the file name is longer than {MAX_NAME} characters"
-    if "\ufffd" in name:
-        return "the file name must be valid UTF-8 (percent-encoded in the URL)"
-    if _BAD_NAME.search(name):
-        return "the file name must not contain slashes, backslashes or control characters"
-    if transfers.is_temporary(name):
-        return ("that is a temporary name (a leading dot, or .part, .partial, .filepart, "
-                ".tmp or ~ at the end): upload under the final name")
-    return None
 
 
 UPLOAD_BODY = {
@@ -250,51 +239,58 @@ async def upload_file(
     SFTP upload to `/inbox/<folder>/<filename>`. The answer comes once the file is
     stored; an upload that does not complete is never processed."""
     tenant_id = _allow(actor, Action.UPLOAD)
-    folder, problem = await asyncio.to_thread(_target, ctx, tenant_id, name, filename)
-    if folder is None:
-        raise _not_found(f"no process named {name!r}")
-    if problem is not None:
-        raise HTTPException(400, problem)
+
+    async def step(fn: Callable[..., T], *args: Any) -> T:
+        def run() -> T:
+            with ctx.unit(actor=actor, source=client_address(request)) as w:
+                return fn(w, *args)
+        return await asyncio.to_thread(run)
+
+    try:
+        folder = await step(_folder_for, tenant_id, name, filename)
+    except NoSuchProcess as exc:
+        raise _not_found(str(exc)) from None
+    except NameRefused as exc:
+        raise HTTPException(400, str(exc)) from None
     limit = ctx.settings.max_file_bytes
     declared = _content_length(request)
     try:
-        upload = await asyncio.to_thread(transfers.begin_upload, ctx, tenant_id, None,
-                                         folder, filename)
+        upload = await step(UploadSession.begin, tenant_id, None, folder, filename)
     except DiskFull:
         return _error(507, "the server's storage is full; try again later", close=True)
     if declared is not None and declared > limit:
         # Refuse before a byte is read: a client that sent `Expect: 100-continue` never
         # sends the body at all.
-        await asyncio.to_thread(transfers.interrupt_upload, ctx, upload,
-                                _too_large(limit))
+        await step(upload.interrupt, _too_large(limit))
         return _error(413, _too_large(limit), close=True)
     settled = False
     try:
         outcome = await _receive(request, upload, limit, declared)
         if outcome is not None:
             status, reason, close = outcome
-            await asyncio.to_thread(transfers.interrupt_upload, ctx, upload, reason)
+            await step(upload.interrupt, reason)
             settled = True
             return _error(status, reason, close=close)
-        state = await asyncio.to_thread(transfers.complete_upload, ctx, upload)
+        upload.client_closed = True  # the whole body arrived
+        state = await step(upload.finish)
         settled = True
     finally:
         if not settled:  # cancelled, or a fault: never leave a half upload behind
-            transfers.interrupt_upload(ctx, upload, "the upload was cut off by the server")
+            with ctx.unit(actor=actor) as w:
+                upload.interrupt(w, "the upload was cut off by the server")
     if state == State.INTERRUPTED:
         return _error(503, "the file could not be stored; try again")
     log.info("upload closed", extra={"transfer": upload.transfer_id, "state": str(state),
                                       "door": "https"})
-    body = await asyncio.to_thread(_answer, ctx, tenant_id, upload, state, name,
-                                   f"{folder}/{filename}")
+    body = await step(_answer, tenant_id, upload, state, name, f"{folder}/{filename}")
     return JSONResponse(body.model_dump(mode="json"), 201,
                         headers={"Location": f"/api/v1/transfers/{upload.transfer_id}"})
 
 
-def _answer(ctx: Context, tenant_id: str, upload: transfers.Upload, state: State,
-            process: str, path: str) -> TransferOut:
-    slug = _slug(ctx, tenant_id)
-    t = transfers.get_transfer(ctx, upload.transfer_id, tenant_id)
+def _answer(w: Work, tenant_id: str, upload: UploadSession, state: State, process: str,
+            path: str) -> TransferOut:
+    slug = _slug(w, tenant_id)
+    t = transfers.get_transfer(w, upload.transfer_id, tenant_id)
     if t is not None:
         return TransferOut.of(t, slug)
     # A tenant that keeps no reports (P4): the record may be gone already.
@@ -305,22 +301,16 @@ def _answer(ctx: Context, tenant_id: str, upload: transfers.Upload, state: State
                        rows_out=None, error=None)
 
 
-def _target(ctx: Context, tenant_id: str, name: str,
-            filename: str) -> tuple[str | None, str | None]:
-    """(the process's inbox folder, or None when there is no such process; why the name
-    is refused, or None)."""
-    if not FOLDER.fullmatch(name):
-        return None, None
-    with ctx.sessions() as s:
-        process = process_named(s, tenant_id, name)
-        if process is None:
-            return None, None
-        spec = spec_of(process)
-    problem = check_filename(filename)
-    if problem is None and not spec.matches(process.folder, filename):
-        problem = (f"process {name!r} takes only names matching "
-                   f"{spec.match.partition('/')[2]!r}")
-    return process.folder, problem
+def _folder_for(w: Work, tenant_id: str, name: str, filename: str) -> str:
+    """The inbox folder of the process named `name`, when it takes `filename` at once
+    (NoSuchProcess, NameRefused: the one name rule, with no rename to follow)."""
+    process = process_named(w, tenant_id, name) if FOLDER.fullmatch(name) else None
+    if process is None:
+        raise NoSuchProcess(f"no process named {name!r}")
+    problem = inbox.refusal(spec_of(process), process.folder, filename, renamable=False)
+    if problem is not None:
+        raise NameRefused(problem)
+    return process.folder
 
 
 def _content_length(request: Request) -> int | None:
@@ -339,11 +329,10 @@ def _error(status: int, detail: str, close: bool = False) -> JSONResponse:
     return JSONResponse({"detail": detail}, status, headers=headers)
 
 
-async def _receive(request: Request, upload: transfers.Upload, limit: int,
+async def _receive(request: Request, upload: UploadSession, limit: int,
                    declared: int | None) -> tuple[int, str, bool] | None:
-    """Pass the body to the vault writer. None when every byte arrived; otherwise
-    (status, reason, close the connection)."""
-    writer = upload.writer
+    """Pass the body to the upload. None when every byte arrived; otherwise (status,
+    reason, close the connection)."""
     pending: list[bytes] = []
     pending_bytes = 0
     received = 0
@@ -362,7 +351,7 @@ async def _receive(request: Request, upload: transfers.Upload, limit: int,
                     return refused[0], refused[1], True
                 continue
             if received > limit:
-                refused = (413, _too_large(limit), False)
+                refused = (413, str(upload.refuse(_too_large(limit))), False)
                 pending.clear()
                 continue
             pending.append(chunk)
@@ -371,11 +360,11 @@ async def _receive(request: Request, upload: transfers.Upload, limit: int,
                 data = b"".join(pending)
                 pending.clear()
                 pending_bytes = 0
-                await asyncio.to_thread(writer.write, data)
+                await asyncio.to_thread(upload.append, data)
         if refused is not None:
             return refused
         if pending:
-            await asyncio.to_thread(writer.write, b"".join(pending))
+            await asyncio.to_thread(upload.append, b"".join(pending))
     except ClientDisconnect:
         return 400, "the connection ended before the whole file arrived", True
     except TimeoutError:

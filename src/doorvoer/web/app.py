@@ -11,23 +11,25 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from doorvoer import __version__
+from doorvoer.access.errors import Denied
 from doorvoer.context import Context
-from doorvoer.errors import Denied, UserError
+from doorvoer.errors import UserError
 from doorvoer.web import (
     account_views,
     api,
     auth_views,
     operator_views,
+    people_views,
     tenant_views,
     token_views,
 )
-from doorvoer.web.deps import (
+from doorvoer.web.deps import render
+from doorvoer.web.errors import (
     CsrfFailed,
     LoginRequired,
     ReauthRequired,
     SecondFactorRequired,
     TwoFactorSetupRequired,
-    render,
 )
 from doorvoer.web.security import SecurityHeaders
 
@@ -50,8 +52,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
-    for module in (auth_views, account_views, tenant_views, operator_views, token_views,
-                   api):
+    for module in (auth_views, account_views, people_views, tenant_views, operator_views,
+                   token_views, api):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-from email.message import EmailMessage
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from doorvoer import mail
-from doorvoer.access.policy import Role
-from doorvoer.accounts import notices, totp
-from doorvoer.accounts.models import User, WebSession
-from doorvoer.accounts.people import (
-    authenticate,
-    end_session,
-    login_throttled,
-    record_login_failure,
-    start_session,
-)
-from doorvoer.db import transaction, utcnow
+from doorvoer.access.policy import must_set_up_2fa
+from doorvoer.accounts import signin
+from doorvoer.accounts.errors import Throttled
+from doorvoer.accounts.models import User
+from doorvoer.accounts.sessions import end_session
+from doorvoer.db import utcnow
 from doorvoer.web.cookies import SESSION, clear_cookie, set_cookie
 from doorvoer.web.deps import (
     CtxDep,
     OptionalViewerDep,
     PendingViewerDep,
     check_csrf,
+    client_address,
+    in_unit,
     render,
+    unit,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -39,10 +34,9 @@ THROTTLED = ("Too many failed attempts for this account or from your address. "
 
 
 def home_for(user: User) -> str:
-    if Role(user.role).is_staff:
-        # Staff cannot work without two-factor: set it up first.
-        return "/operator/tenants" if user.totp_secret is not None else "/account/2fa"
-    return "/t/home"
+    if must_set_up_2fa(user.role, user.totp_secret is not None):
+        return "/account/2fa"  # nothing else works before it
+    return "/operator/tenants" if user.tenant_id is None else "/t/home"
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -70,26 +64,21 @@ def login_form(request: Request, viewer: OptionalViewerDep, next: str | None = N
 @router.post("/login")
 def login(request: Request, ctx: CtxDep, email: Annotated[str, Form()] = "",
           password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
-    address = request.client.host if request.client else "?"
-    with transaction(ctx.sessions) as s:
-        if login_throttled(s, email, address):
-            # Same answer whether the account exists: the throttle is keyed on the name.
-            return render(request, "auth/login.html", error=THROTTLED, email=email,
-                          status_code=429)
-        user = authenticate(s, email, password)
-        if user is None:
-            record_login_failure(s, email, address)
-            error = GENERIC
-        else:
-            has_2fa = user.totp_secret is not None
-            info = start_session(s, user, two_factor=False, pending_2fa=has_2fa)
-    if user is None:
-        return render(request, "auth/login.html", error=error, email=email, status_code=401)
-    target = "/login/2fa" if has_2fa else (_safe_next(next) or home_for(user))
-    if has_2fa and _safe_next(next):
+    try:
+        with unit(ctx, request) as w:
+            signed = signin.sign_in(w, email, password, client_address(request))
+    except Throttled:
+        # Same answer whether the account exists: the throttle is keyed on the name.
+        return render(request, "auth/login.html", error=THROTTLED, email=email,
+                      status_code=429)
+    if signed is None:
+        return render(request, "auth/login.html", error=GENERIC, email=email, status_code=401)
+    pending = signed.pending_2fa
+    target = "/login/2fa" if pending else (_safe_next(next) or home_for(signed.user))
+    if pending and _safe_next(next):
         target += "?next=" + quote(next)
     response = RedirectResponse(target, 303)
-    set_cookie(response, SESSION, info.token)
+    set_cookie(response, SESSION, signed.session.token)
     return response
 
 
@@ -106,47 +95,26 @@ async def second_factor(request: Request, ctx: CtxDep, viewer: PendingViewerDep)
     form = await check_csrf(request, viewer)
     code = str(form.get("code", ""))
     target = _safe_next(str(form.get("next", ""))) or home_for(viewer.user)
-    address = request.client.host if request.client else "?"
-
-    def verify() -> tuple[str | None, str | None, EmailMessage | None]:
-        """(new session token, error, notice to send)."""
-        with transaction(ctx.sessions) as s:
-            user = s.get_one(User, viewer.user.id)
-            if login_throttled(s, user.email, address):
-                return None, THROTTLED, None
-            used_recovery = False
-            ok = totp.verify_totp(s, ctx.sealer, user, code)
-            if not ok and "-" in code:
-                ok = used_recovery = totp.use_recovery_code(s, user, code)
-            if not ok:
-                record_login_failure(s, user.email, address)
-                return None, "That code is not valid (or was used already). Try the next one.", \
-                    None
-            row = s.get(WebSession, viewer.row.id)
-            if row is not None:
-                s.delete(row)
-            info = start_session(s, user, two_factor=True, pending_2fa=False)
-            notice = notices.recovery_code_used(
-                ctx.settings, user, totp.remaining_recovery_codes(s, user)) if used_recovery \
-                else None
-            return info.token, None, notice
-
-    token, error, notice = await asyncio.to_thread(verify)
-    if notice is not None:
-        await mail.send(ctx.settings, notice)
-    if token is None:
+    try:
+        info, _ = await in_unit(ctx, request, viewer, signin.second_factor, viewer.row.id,
+                                code, client_address(request))
+    except Throttled:
+        info, error = None, THROTTLED
+    else:
+        error = "That code is not valid (or was used already). Try the next one."
+    if info is None:
         return render(request, "auth/second_factor.html", viewer=viewer, error=error,
                       next=target, status_code=401)
     response = RedirectResponse(target, 303)
-    set_cookie(response, SESSION, token)
+    set_cookie(response, SESSION, info.token)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, ctx: CtxDep, viewer: PendingViewerDep) -> Response:
     await check_csrf(request, viewer)
-    with transaction(ctx.sessions) as s:
-        end_session(s, request.cookies.get(SESSION.name))
+    with unit(ctx, request, viewer) as w:
+        end_session(w, request.cookies.get(SESSION.name))
     response = RedirectResponse("/login", 303)
     clear_cookie(response, SESSION)
     return response

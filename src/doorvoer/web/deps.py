@@ -1,52 +1,47 @@
-"""What routes depend on: the context, the viewer (who is logged in), the access check,
-CSRF. Routes stay one line of signature: `viewer: ViewerDep`."""
+"""What routes depend on: the context, the viewer (who is logged in), the unit of work,
+the access check, CSRF. Routes stay one line of signature: `viewer: ViewerDep`."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from doorvoer.access.policy import Action, Actor, Resource, allowed_actions, authorize
+from doorvoer import mail
+from doorvoer.access.errors import Denied
+from doorvoer.access.policy import (
+    Action,
+    Actor,
+    Resource,
+    allowed_actions,
+    authorize,
+    must_set_up_2fa,
+)
 from doorvoer.accounts.models import User, WebSession
-from doorvoer.accounts.people import actor_of, fresh_2fa, load_session
+from doorvoer.accounts.people import actor_of
+from doorvoer.accounts.sessions import fresh_2fa, load_session
 from doorvoer.context import Context
-from doorvoer.db import transaction
-from doorvoer.errors import Denied
 from doorvoer.tenants.models import Tenant
 from doorvoer.tenants.service import get_tenant
+from doorvoer.unit import Work
 from doorvoer.web.cookies import COOKIES, SESSION
+from doorvoer.web.errors import (
+    CsrfFailed,
+    LoginRequired,
+    ReauthRequired,
+    SecondFactorRequired,
+    TwoFactorSetupRequired,
+)
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
-
-
-class LoginRequired(Exception):
-    """No live session: pages redirect to the login, the API answers 401."""
-
-
-class SecondFactorRequired(Exception):
-    """Password accepted, the code is still due."""
-
-
-class CsrfFailed(Exception):
-    pass
-
-
-class TwoFactorSetupRequired(Exception):
-    """A staff user without two-factor: nothing works until it is set up (/account/2fa)."""
-
-
-class ReauthRequired(Exception):
-    """A sensitive action needs a fresh second-factor check (/account/reauth)."""
-
-    def __init__(self, next_url: str) -> None:
-        super().__init__(next_url)
-        self.next_url = next_url
+T = TypeVar("T")
 
 
 def get_ctx(request: Request) -> Context:
@@ -55,6 +50,10 @@ def get_ctx(request: Request) -> Context:
 
 
 CtxDep = Annotated[Context, Depends(get_ctx)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,37 @@ class Viewer:
         return True
 
 
+def unit(ctx: Context, request: Request, viewer: Viewer | None = None, *,
+         write: bool = True) -> Work:
+    """The request's unit of work, knowing who acts and from where."""
+    make = ctx.unit if write else ctx.reading
+    return make(actor=viewer.actor if viewer else None, source=client_address(request))
+
+
+async def in_unit(ctx: Context, request: Request, viewer: Viewer | None,
+                  fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
+    """Run `fn(w, *args)` in the request's unit of work, off the event loop (argon2,
+    the database), then send the mail it queued. Returns (its result, whether every
+    mail went out): a mail that cannot be sent never undoes the change."""
+
+    def run() -> tuple[T, list[Any]]:
+        with unit(ctx, request, viewer) as w:
+            result = fn(w, *args)
+        return result, w.outgoing
+
+    result, outgoing = await asyncio.to_thread(run)
+    sent = True
+    for msg in outgoing:
+        sent = await mail.send(ctx.settings, msg) and sent
+    return result, sent
+
+
 def optional_viewer(request: Request, ctx: CtxDep) -> Viewer | None:
     token = request.cookies.get(SESSION.name)
     if not token:
         return None
-    with transaction(ctx.sessions) as s:
-        found = load_session(s, ctx.settings, token)
+    with unit(ctx, request) as w:
+        found = load_session(w, token)
         if found is None:
             return None
         row, user = found
@@ -103,7 +127,7 @@ def require_account_viewer(viewer: Annotated[Viewer, Depends(pending_viewer)]) -
 
 
 def require_viewer(viewer: Annotated[Viewer, Depends(require_account_viewer)]) -> Viewer:
-    if viewer.actor.role.is_staff and viewer.user.totp_secret is None:
+    if must_set_up_2fa(viewer.user.role, viewer.user.totp_secret is not None):
         raise TwoFactorSetupRequired
     return viewer
 
@@ -129,8 +153,8 @@ def require_fresh_2fa(ctx: Context, viewer: Viewer, next_url: str) -> None:
 def tenant_for(ctx: Context, viewer: Viewer, slug: str, action: Action) -> Tenant:
     """The tenant a /t/{slug}/… route is about, after the access check. An unknown
     tenant and a forbidden one look the same: 403."""
-    with ctx.sessions() as s:
-        tenant = get_tenant(s, slug)
+    with ctx.reading() as w:
+        tenant = get_tenant(w, slug)
     authorize(viewer.actor, action, Resource(tenant.id if tenant else "\0unknown"))
     assert tenant is not None
     return tenant

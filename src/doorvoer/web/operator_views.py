@@ -15,12 +15,11 @@ from starlette.responses import RedirectResponse, Response
 
 from doorvoer.access.policy import OPERATOR, Action, Role, authorize
 from doorvoer.accounts.people import create_user, staff_users
-from doorvoer.db import transaction
 from doorvoer.errors import UserError
 from doorvoer.reports.format import register
 from doorvoer.reports.service import tenant_counts
 from doorvoer.tenants.service import CONTRACT_STATES, create_tenant, get_tenant, set_contract
-from doorvoer.web.deps import CtxDep, Viewer, ViewerDep, check_csrf, render, templates
+from doorvoer.web.deps import CtxDep, Viewer, ViewerDep, check_csrf, render, templates, unit
 
 router = APIRouter(include_in_schema=False)
 register(templates.env)
@@ -30,8 +29,8 @@ STAFF_ROLES = [Role.SUPPORT, Role.SYSADMIN, Role.OPERATOR_ADMIN]  # least power 
 
 def _tenants_page(request: Request, ctx: CtxDep, viewer: Viewer, status_code: int = 200,
                   **extra: Any) -> Response:
-    with ctx.sessions() as s:
-        rows = tenant_counts(s)
+    with unit(ctx, request, viewer, write=False) as w:
+        rows = tenant_counts(w)
     return render(request, "operator/tenants.html", viewer=viewer, rows=rows,
                   contract_states=CONTRACT_STATES, status_code=status_code, **extra)
 
@@ -65,8 +64,8 @@ async def operator_create_tenant(request: Request, ctx: CtxDep, viewer: ViewerDe
     def create() -> None:
         if not name:
             raise UserError("give the tenant a name")
-        with transaction(ctx.sessions) as s:
-            create_tenant(s, slug, name, email)
+        with unit(ctx, request, viewer) as w:
+            create_tenant(w, slug, name, email)
 
     try:
         await asyncio.to_thread(create)
@@ -83,11 +82,11 @@ async def operator_set_contract(request: Request, slug: str, ctx: CtxDep,
     form = await check_csrf(request, viewer)
 
     def change() -> None:
-        with transaction(ctx.sessions) as s:
-            tenant = get_tenant(s, slug)
+        with unit(ctx, request, viewer) as w:
+            tenant = get_tenant(w, slug)
             if tenant is None:
                 raise UserError(f"no tenant {slug!r}")
-            set_contract(s, tenant, str(form.get("contract", "")))
+            set_contract(w, tenant, str(form.get("contract", "")))
 
     try:
         await asyncio.to_thread(change)
@@ -98,8 +97,8 @@ async def operator_set_contract(request: Request, slug: str, ctx: CtxDep,
 
 def _staff_page(request: Request, ctx: CtxDep, viewer: Viewer, status_code: int = 200,
                 **extra: Any) -> Response:
-    with ctx.sessions() as s:
-        people = staff_users(s)
+    with unit(ctx, request, viewer, write=False) as w:
+        people = staff_users(w)
     return render(request, "operator/staff.html", viewer=viewer, people=people,
                   roles=STAFF_ROLES, status_code=status_code, **extra)
 
@@ -125,8 +124,8 @@ async def operator_create_staff(request: Request, ctx: CtxDep, viewer: ViewerDep
     def create() -> str:
         if role_value not in {r.value for r in STAFF_ROLES}:
             raise UserError("pick a staff role: operator admin, support or sysadmin")
-        with transaction(ctx.sessions) as s:  # hashing the password takes a moment
-            return create_user(s, email, name, Role(role_value), None, password).email
+        with unit(ctx, request, viewer) as w:  # hashing the password takes a moment
+            return create_user(w, email, name, Role(role_value), None, password).email
 
     try:
         address = await asyncio.to_thread(create)

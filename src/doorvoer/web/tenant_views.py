@@ -11,13 +11,11 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
+from doorvoer.access.errors import Denied
 from doorvoer.access.policy import Action
-from doorvoer.db import transaction, utcnow
-from doorvoer.errors import Denied
-from doorvoer.processes.models import Process
+from doorvoer.db import utcnow
 from doorvoer.reports import charts
 from doorvoer.reports.format import register
 from doorvoer.reports.service import (
@@ -25,14 +23,14 @@ from doorvoer.reports.service import (
     Report,
     build_report,
     dashboard,
+    hidden_processes,
     parse_filters,
     process_names,
     process_views,
-    set_reporting,
     transfer_page,
-    unreported_process_ids,
 )
 from doorvoer.tenants.models import Tenant
+from doorvoer.transfers.lifecycle import set_reporting
 from doorvoer.transfers.models import State
 from doorvoer.web.auth_views import home_for
 from doorvoer.web.deps import (
@@ -44,6 +42,7 @@ from doorvoer.web.deps import (
     require_fresh_2fa,
     templates,
     tenant_for,
+    unit,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -69,8 +68,8 @@ def tenant_home(ctx: CtxDep, viewer: ViewerDep) -> Response:
     """A tenant user's start page: its own tenant's dashboard."""
     if viewer.user.tenant_id is None:
         return RedirectResponse(home_for(viewer.user), 303)
-    with ctx.sessions() as s:
-        tenant = s.get(Tenant, viewer.user.tenant_id)
+    with ctx.reading() as w:
+        tenant = w.session.get(Tenant, viewer.user.tenant_id)
     if tenant is None:
         raise Denied("no tenant")
     return RedirectResponse(f"/t/{tenant.slug}/dashboard", 303)
@@ -85,9 +84,9 @@ def tenant_root(slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
 @router.get("/t/{slug}/dashboard")
 def tenant_dashboard(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
     tenant = tenant_for(ctx, viewer, slug, Action.VIEW_DASHBOARD)
-    with ctx.sessions() as s:
-        board = dashboard(s, tenant)
-        hidden = _hidden_processes(s, tenant)
+    with unit(ctx, request, viewer, write=False) as w:
+        board = dashboard(w, tenant)
+        hidden = hidden_processes(w, tenant)
     can_reports = viewer.can(Action.VIEW_REPORTS, tenant.id)
     return render(
         request, "tenant/dashboard.html", viewer=viewer, tenant=tenant, nav="dashboard",
@@ -101,8 +100,8 @@ def tenant_dashboard(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep
 @router.get("/t/{slug}/processes")
 def tenant_processes(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
     tenant = tenant_for(ctx, viewer, slug, Action.VIEW_PROCESSES)
-    with ctx.sessions() as s:
-        views = process_views(s, tenant)
+    with unit(ctx, request, viewer, write=False) as w:
+        views = process_views(w, tenant)
     return render(
         request, "tenant/processes.html", viewer=viewer, tenant=tenant, nav="processes",
         views=views, reporting_off=REPORTING_OFF,
@@ -126,11 +125,11 @@ def tenant_transfers(
     filters, errors = parse_filters(utcnow().date(), start, end, state, process,
                                     name if can_table else None)
     number = int(page) if page and page.isdigit() else 1
-    with ctx.sessions() as s:
-        report = build_report(s, tenant, filters) if can_charts and tenant.report else None
-        rows = transfer_page(s, tenant, filters, number, PER_PAGE) if can_table else None
-        names = process_names(s, tenant)
-        hidden = _hidden_processes(s, tenant)
+    with unit(ctx, request, viewer, write=False) as w:
+        report = build_report(w, tenant, filters) if can_charts and tenant.report else None
+        rows = transfer_page(w, tenant, filters, number, PER_PAGE) if can_table else None
+        names = process_names(w, tenant)
+        hidden = hidden_processes(w, tenant)
     query = {k: v for k, v in {
         "state": filters.state.value if filters.state else None, "process": filters.process,
         "from": filters.start.isoformat(), "to": filters.end.isoformat(),
@@ -156,18 +155,12 @@ def _bins(report: Report) -> list[tuple[str, int]]:
     return [(charts.bin_label(i), n) for i, n in enumerate(counts)]
 
 
-def _hidden_processes(s: Session, tenant: Tenant) -> list[str]:
-    """Names of the processes whose spec says `report: false`."""
-    ids = unreported_process_ids(s, tenant.id)
-    return sorted(p.name for p in (s.get(Process, i) for i in ids) if p is not None)
-
-
 @router.get("/t/{slug}/settings")
 def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
                     done: str | None = None, forgot: str | None = None) -> Response:
     tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_SETTINGS)
-    with ctx.sessions() as s:
-        hidden = _hidden_processes(s, tenant)
+    with unit(ctx, request, viewer, write=False) as w:
+        hidden = hidden_processes(w, tenant)
     notice = None
     if done == "on":
         notice = "Reporting is switched on: finished transfers are kept for reports."
@@ -189,9 +182,8 @@ async def tenant_set_reporting(request: Request, slug: str, ctx: CtxDep,
         require_fresh_2fa(ctx, viewer, f"/t/{tenant.slug}/settings")
 
     def apply() -> int:
-        with transaction(ctx.sessions) as s:
-            row = s.get_one(Tenant, tenant.id)
-            return set_reporting(s, ctx, row, on)
+        with unit(ctx, request, viewer) as w:
+            return set_reporting(w, w.session.get_one(Tenant, tenant.id), on)
 
     forgot = await asyncio.to_thread(apply)
     target = f"/t/{tenant.slug}/settings?done={'on' if on else 'off'}"

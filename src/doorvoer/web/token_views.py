@@ -6,12 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from doorvoer.access.policy import Action
-from doorvoer.accounts.models import ApiToken, User
-from doorvoer.accounts.tokens import (
+from doorvoer.accounts.machines import (
     DEFAULT_DAYS,
     MAX_DAYS,
     SCOPE_LABELS,
@@ -22,7 +20,9 @@ from doorvoer.accounts.tokens import (
     scope_names,
     status_of,
 )
-from doorvoer.db import transaction, utcnow
+from doorvoer.accounts.models import ApiToken
+from doorvoer.accounts.people import emails_of
+from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.tenants.models import Tenant
 from doorvoer.web.deps import (
@@ -34,6 +34,7 @@ from doorvoer.web.deps import (
     render,
     require_fresh_2fa,
     tenant_for,
+    unit,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -42,11 +43,9 @@ router = APIRouter(include_in_schema=False)
 def _page(request: Request, ctx: CtxDep, viewer: Viewer, tenant: Tenant,
           status_code: int = 200, **extra: Any) -> Response:
     now = utcnow()
-    with ctx.sessions() as s:
-        rows = list_tokens(s, tenant.id)
-        ids = {r.created_by for r in rows if r.created_by}
-        makers = {uid: mail for uid, mail in s.execute(
-            select(User.id, User.email).where(User.id.in_(ids)))}
+    with unit(ctx, request, viewer, write=False) as w:
+        rows = list_tokens(w, tenant.id)
+        makers = emails_of(w, {r.created_by for r in rows if r.created_by})
     tokens = [_row(r, makers, now) for r in rows]
     form = {"name": "", "scopes": list(SCOPES), "days": DEFAULT_DAYS, **extra.pop("form", {})}
     return render(request, "tokens/list.html", viewer=viewer, tenant=tenant, nav="tokens",
@@ -81,8 +80,8 @@ async def create(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) ->
     try:
         if not raw_days.isdigit():
             raise UserError(f"the expiry is a number of days, 1 to {MAX_DAYS}")
-        with transaction(ctx.sessions) as s:
-            made = create_token(s, tenant.id, viewer.user.id, name, scopes, int(raw_days))
+        with unit(ctx, request, viewer) as w:
+            made = create_token(w, tenant.id, viewer.user.id, name, scopes, int(raw_days))
             secret, made_name = made.secret, made.row.name
     except UserError as exc:
         return _page(request, ctx, viewer, tenant, status_code=400, error=str(exc),
@@ -96,8 +95,8 @@ async def revoke(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                  token_id: str) -> Response:
     tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_TOKENS)
     await check_csrf(request, viewer)
-    with transaction(ctx.sessions) as s:
-        found = revoke_token(s, tenant.id, token_id) is not None
+    with unit(ctx, request, viewer) as w:
+        found = revoke_token(w, tenant.id, token_id) is not None
     if not found:
         return render(request, "error.html", viewer=viewer, title="No such token",
                       status_code=404, message="That token does not exist (any more).")

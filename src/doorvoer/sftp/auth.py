@@ -1,0 +1,106 @@
+"""The SSH side of the SFTP door: who logs in (P14, P15). The sign-in service decides;
+this only asks it and counts the account's connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import asyncssh
+
+from doorvoer.accounts.errors import Throttled
+from doorvoer.accounts.signin import Login, sign_in_account
+from doorvoer.context import Context
+from doorvoer.db import unless_waiting
+from doorvoer.sftp import protocol
+
+log = logging.getLogger("doorvoer.sftp")
+
+
+class SessionCounter:
+    """Open connections per account, on this node."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = defaultdict(int)
+
+
+class DoorvoerSSHServer(asyncssh.SSHServer):
+    def __init__(self, ctx: Context, sessions: SessionCounter) -> None:
+        self._ctx = ctx
+        self._sessions = sessions
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._peer = "?"
+        self._counted: str | None = None
+        self._failures = 0
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        peer = conn.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else "?"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted is not None:
+            self._sessions.open[self._counted] -= 1
+            self._counted = None
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def _sign_in(self, check: Callable[[], Login | None], *, on_loop: bool
+                       ) -> Login | None:
+        """A sign-in step in its own unit of work: a key check (a read or two) on the
+        event loop when SQLite's writer is free, a password (argon2) in a thread."""
+        try:
+            if on_loop:
+                with unless_waiting(self._ctx.engine) as free:
+                    if free:
+                        return check()
+            return await asyncio.to_thread(check)
+        except Throttled:
+            log.warning("login throttled", extra={"peer": self._peer})
+            return None
+
+    def _accept(self, login: Login) -> bool:
+        assert self._conn is not None
+        key = login.account_id
+        if self._counted == key:
+            return True  # asyncssh asks twice for a key: the query, then the signature
+        if self._sessions.open[key] >= self._sessions.limit:
+            log.warning("session limit reached", extra={"account": login.account_name})
+            return False
+        self._sessions.open[key] += 1
+        self._counted = key
+        self._conn.set_extra_info(doorvoer_login=login)
+        log.info("login", extra={"account": login.account_name, "tenant": login.tenant_slug,
+                                 "peer": self._peer})
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        def check() -> Login | None:
+            with self._ctx.unit(source=self._peer) as w:
+                return sign_in_account(w, username, self._peer, password=password)
+
+        login = await self._sign_in(check, on_loop=False)
+        if login is None:
+            self._failures += 1
+            if self._failures >= protocol.MAX_AUTH_ATTEMPTS and self._conn is not None:
+                self._conn.close()
+            return False
+        return self._accept(login)
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        def check() -> Login | None:
+            with self._ctx.reading(source=self._peer) as w:
+                return sign_in_account(w, username, self._peer, key=key)
+
+        login = await self._sign_in(check, on_loop=True)
+        return login is not None and self._accept(login)

@@ -1,0 +1,214 @@
+"""How a transfer ends (P2, P4), and the time-driven steps around it.
+
+`finish_all` is the one place where a transfer ends: every blob it owns is erased,
+why and when is recorded, and where its tenant or process keeps no reports (P4) its
+record is forgotten. `settle` derives a delivered transfer's state from its deliveries.
+`heartbeat` keeps this node's leases alive, `housekeeping` moves what time has moved
+(a rename that never came, an upload cut off, a pickup not fetched), and
+`residue_sweep` erases at start-up every blob that no live transfer owns.
+
+Reporting off (the tenant's switch, or `report: false` in a process's spec) means that
+no per-transfer record outlives the transfer. Nothing else is kept in its place, no
+daily aggregate either. The one exception is what the transfer itself still needs: an
+inbox file stays stat-able for `stat_grace_s` after its upload closed (rclone stats
+what it just wrote, and uploads again when that fails), so a transfer that ends within
+that grace is forgotten by the housekeeping right after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
+
+from doorvoer.db import UTCDateTime, checkpoint, utcnow
+from doorvoer.processes.models import Process
+from doorvoer.processes.service import keeps_reports, unreported_process_ids
+from doorvoer.tenants.models import Tenant
+from doorvoer.tenants.service import set_report
+from doorvoer.transfers.models import DFINAL, FINAL, Delivery, DState, State, Transfer
+from doorvoer.unit import Work
+from doorvoer.vault.models import BlobKey
+
+_T: Table = Transfer.__table__  # type: ignore[assignment]
+_D: Table = Delivery.__table__  # type: ignore[assignment]
+LIVE = frozenset({State.RECEIVING, State.HELD, State.RECEIVED, State.PROCESSING,
+                  State.DELIVERING, State.READY})
+_STATE_OF = select(_T.c.state).where(_T.c.id == bindparam("tid"))
+_DELIVERIES_OF = (select(_D.c.kind, _D.c.state, _D.c.target_no, _D.c.error, _D.c.done_at)
+                  .where(_D.c.transfer_id == bindparam("tid")).order_by(_D.c.target_no))
+_END_DELIVERIES = (update(_D)
+                   .where(_D.c.transfer_id.in_(bindparam("tids", expanding=True)),
+                          _D.c.state.not_in(list(DFINAL)))
+                   .values(state=DState.FAILED, done_at=bindparam("now")))
+_END = update(_T).where(_T.c.id == bindparam("tid")).values(
+    state=bindparam("end_state"), error=bindparam("reason"), erased_at=bindparam("now"),
+    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())),
+    delivered_at=func.coalesce(bindparam("delivered", type_=UTCDateTime()), _T.c.delivered_at),
+    lease_owner=None, lease_until=None, hold_until=None)
+_SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
+    state=bindparam("new_state"), error=bindparam("reason"))
+_REPORTING = (
+    select(_T.c.state, _T.c.received_at, Tenant.report, Process.spec_yaml)
+    .select_from(_T)
+    .outerjoin(Tenant, Tenant.id == _T.c.tenant_id)
+    .outerjoin(Process, Process.id == _T.c.process_id)
+    .where(_T.c.id == bindparam("tid")))
+
+
+def finish(w: Work, transfer_id: str, state: State, reason: str | None,
+           delivered_at: datetime | None = None) -> None:
+    """End a transfer (see `finish_all`)."""
+    finish_all(w, state, {transfer_id: reason}, delivered_at)
+
+
+def finish_all(w: Work, state: State, reasons: dict[str, str | None],
+               delivered_at: datetime | None = None) -> None:
+    """End transfers (id -> reason): erase every blob they own, record why and when.
+    Plain statements, a batch at a time, so that it is as cheap on the doors' and the
+    worker's paths as in housekeeping."""
+    now = utcnow()
+    tids = list(reasons)
+    w.vault.erase_owned(w, *tids)
+    w.execute(_END_DELIVERIES, {"tids": tids, "now": now})
+    w.execute(_END, [{"tid": tid, "end_state": state, "reason": reason, "now": now,
+                      "delivered": delivered_at} for tid, reason in reasons.items()])
+    for tid in tids:
+        forget_if_unreported(w, tid)
+
+
+def settle(w: Work, transfer_id: str) -> None:
+    """Derive the transfer's state from its deliveries; end it when all are done."""
+    state = w.execute(_STATE_OF, {"tid": transfer_id}).scalar()
+    if state not in (State.DELIVERING, State.READY):
+        return
+    deliveries = w.execute(_DELIVERIES_OF, {"tid": transfer_id}).all()
+    failed = [d for d in deliveries if d.state in (DState.FAILED, DState.EXPIRED)]
+    # A failed target is reported at once, even while another still waits.
+    error = "; ".join(
+        f"target {d.target_no + 1} ({d.kind}): {d.error or d.state.lower()}" for d in failed
+    ) or None
+    if all(d.state in DFINAL for d in deliveries):
+        done = [d.done_at for d in deliveries if d.done_at is not None]
+        delivered = max(done) if done and not failed else None
+        finish(w, transfer_id, State.FAILED if failed else State.ERASED, error, delivered)
+        return
+    pending_push = any(d.kind != "pickup" and d.state not in DFINAL for d in deliveries)
+    w.execute(_SETTLED, {"tid": transfer_id, "reason": error,
+                         "new_state": State.DELIVERING if pending_push else State.READY})
+
+
+# ---------------------------------------------------------------- time-driven
+
+
+def heartbeat(w: Work) -> None:
+    """Extend this node's leases: open uploads, processing, pushes."""
+    until = utcnow() + timedelta(seconds=w.settings.lease_s)
+    node = w.ctx.node_id
+    w.execute(update(_T).where(_T.c.lease_owner == node,
+                               _T.c.state.in_([State.RECEIVING, State.PROCESSING]))
+              .values(lease_until=until))
+    w.execute(update(_D).where(_D.c.lease_owner == node,
+                               _D.c.state.in_([DState.PENDING, DState.SENDING]))
+              .values(lease_until=until))
+
+
+def housekeeping(w: Work) -> int:
+    """Time-driven transitions. Returns how many transfers changed."""
+    now = utcnow()
+    grace = timedelta(seconds=w.settings.fetch_grace_s)
+    held = w.execute(select(_T.c.id).where(_T.c.state == State.HELD,
+                                           _T.c.hold_until < now)).scalars().all()
+    if held:
+        finish_all(w, State.DISCARDED, dict.fromkeys(
+            held, "no process matches this name, and it was not renamed in time"))
+    cut = w.execute(select(_T.c.id).where(_T.c.state == State.RECEIVING,
+                                          _T.c.lease_until < now)).scalars().all()
+    if cut:
+        finish_all(w, State.INTERRUPTED, dict.fromkeys(
+            cut, "the upload was cut off (the node stopped before the client closed)"))
+    touched = set(w.execute(
+        update(_D).where(_D.c.state == DState.READY, _D.c.expires_at < now)
+        .values(state=DState.EXPIRED, error="not fetched within pickup_within", done_at=now)
+        .returning(_D.c.transfer_id)).scalars())
+    touched |= set(w.execute(
+        update(_D).where(_D.c.state == DState.FETCHED, _D.c.fetched_at < now - grace)
+        .values(state=DState.PICKED_UP).returning(_D.c.transfer_id)).scalars())
+    for tid in touched:
+        settle(w, tid)
+    # P4: records that ended within the stat grace of a tenant without reports.
+    return len(held) + len(cut) + len(touched) + purge_unreported(w, now)
+
+
+def residue_sweep(w: Work) -> int:
+    """At start-up: erase every blob that no live transfer owns. Returns how many."""
+    keys = w.execute(
+        select(BlobKey.blob_id, _T.c.state, _T.c.input_blob_id, _T.c.output_blob_id)
+        .select_from(BlobKey.__table__.outerjoin(_T, _T.c.id == BlobKey.owner_id))).all()
+    residue = [k.blob_id for k in keys if not (
+        k.state in LIVE and (k.blob_id in (k.input_blob_id, k.output_blob_id)
+                             or k.state in (State.RECEIVING, State.PROCESSING)))]
+    w.vault.erase(w, *residue)
+    w.after_commit(lambda: checkpoint(w.ctx.engine))
+    return len(residue) + w.vault.sweep_files(w)
+
+
+# ---------------------------------------------------------------- forgetting (P4)
+
+
+def forget_if_unreported(w: Work, transfer_id: str) -> None:
+    """Called where a transfer ends: forget its record when its tenant or process keeps
+    no reports. Within the stat grace the row stays (the client may still stat the file
+    it just wrote); `purge_unreported` forgets it then."""
+    row = w.execute(_REPORTING, {"tid": transfer_id}).first()
+    if row is None or State(row.state) not in FINAL:
+        return
+    if row.report and (row.spec_yaml is None or keeps_reports(row.spec_yaml)):
+        return
+    grace = timedelta(seconds=w.settings.stat_grace_s)
+    if row.received_at is None or row.received_at < utcnow() - grace:
+        _forget(w, [transfer_id])
+
+
+def purge_unreported(w: Work, now: datetime | None = None,
+                     tenant_id: str | None = None) -> int:
+    """Forget the records of finished transfers that no report may keep: of tenants with
+    reporting off and of processes with `report: false`. Returns how many."""
+    now = now or utcnow()
+    grace = now - timedelta(seconds=w.settings.stat_grace_s)
+    off: ColumnElement[bool] = _T.c.tenant_id.in_(
+        select(Tenant.id).where(Tenant.report.is_(False)))
+    processes = unreported_process_ids(w, tenant_id)
+    if processes:
+        off = or_(off, _T.c.process_id.in_(processes))
+    q = select(_T.c.id).where(_T.c.state.in_(FINAL), off,
+                              or_(_T.c.received_at.is_(None), _T.c.received_at < grace))
+    if tenant_id is not None:
+        q = q.where(_T.c.tenant_id == tenant_id)
+    ids = list(w.execute(q).scalars())
+    _forget(w, ids)
+    return len(ids)
+
+
+def set_reporting(w: Work, tenant: Tenant, on: bool) -> int:
+    """The tenant's switch (P4). Off forgets at once the records kept so far (of finished
+    transfers), so that "no per-transfer records are kept" is true from that moment.
+    Returns how many records were forgotten."""
+    set_report(w, tenant, on)
+    return 0 if on else purge_unreported(w, tenant_id=tenant.id)
+
+
+def _forget(w: Work, ids: Sequence[str]) -> None:
+    if not ids:
+        return
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        w.execute(delete(_D).where(_D.c.transfer_id.in_(chunk)))
+        w.execute(delete(_T).where(_T.c.id.in_(chunk)))
+    session = w.open_session
+    if session is not None:
+        gone = set(ids)
+        for obj in list(session.identity_map.values()):
+            if (isinstance(obj, Transfer) and obj.id in gone) or (
+                    isinstance(obj, Delivery) and obj.transfer_id in gone):
+                session.expunge(obj)
