@@ -32,12 +32,17 @@ def test_orm_and_core_changes_commit_together(ctx: Context) -> None:
 
 def test_an_error_rolls_back_every_change_and_runs_only_the_undo(ctx: Context) -> None:
     done: list[str] = []
-    with pytest.raises(RuntimeError), ctx.unit() as w:
-        create_tenant(w, "gone", "Never committed", None)
-        w.execute(insert(Tenant), {"id": "c" * 32, "slug": "core", "name": "Core"})
-        w.after_commit(lambda: done.append("after"))
-        w.on_rollback(lambda: done.append("undo"))
-        raise RuntimeError("the service failed half-way")
+
+    def failing() -> None:
+        with ctx.unit() as w:
+            create_tenant(w, "gone", "Never committed", None)
+            w.execute(insert(Tenant), {"id": "c" * 32, "slug": "core", "name": "Core"})
+            w.after_commit(lambda: done.append("after"))
+            w.on_rollback(lambda: done.append("undo"))
+            raise RuntimeError("the service failed half-way")
+
+    with pytest.raises(RuntimeError):
+        failing()
     assert _tenants(ctx) == []
     assert done == ["undo"]
 
@@ -80,9 +85,15 @@ def test_mail_is_handed_out_only_when_the_unit_commits(ctx: Context) -> None:
     with ctx.unit() as w:
         w.notify(msg, None)
     assert w.outgoing == [msg]
-    with pytest.raises(RuntimeError), ctx.unit() as w:
-        w.notify(msg)
-        raise RuntimeError
+    w = ctx.unit()
+
+    def failing() -> None:
+        with w:
+            w.notify(msg)
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        failing()
     assert w.outgoing == []
 
 

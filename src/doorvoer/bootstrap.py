@@ -24,6 +24,7 @@ def init_data_dir(settings: Settings) -> Context:
         ensure_self_signed(*settings.tls_paths)
     ctx = Context.open(settings)
     upgrade(ctx.engine)
+    ctx.signer  # noqa: B018 - the audit signing key is made here, once
     return ctx
 
 

@@ -4,6 +4,8 @@ data directory, then defaults."""
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,11 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: SQLite file in the data dir
     storage_url: str = ""  # default: the vault folder in the data dir
     master_key: str = ""  # base64 of 32 bytes; default: <data_dir>/master.key (0600)
+    # The audit checkpoints' Ed25519 key, in Go's note form (PRIVATE+KEY+...); default:
+    # <data_dir>/audit-signing.key (0600), made at init. Nodes of one installation share
+    # it and the node name, which names the key and the checkpoints' origin.
+    signing_key: str = ""
+    node_name: str = ""  # default: this host's name
 
     sftp_host: str = "0.0.0.0"  # noqa: S104 - a server listens on all interfaces by default
     sftp_port: int = Field(2222, ge=0, le=65535)
@@ -98,6 +105,16 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.data_dir / "master.key"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "audit-signing.key"
+
+    @property
+    def resolved_node_name(self) -> str:
+        """The installation's name in the audit log: letters, digits, '.', '-', '_'."""
+        name = self.node_name or socket.gethostname() or "doorvoer"
+        return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:63]
 
 
 def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 
+from doorvoer.audit.notes import Signer, load_signer
 from doorvoer.config import Settings
 from doorvoer.db import make_engine
 from doorvoer.secrets.sealing import Sealer
@@ -33,6 +34,17 @@ class Context:
     node_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     # Called when work appears (an upload completed); the node wakes its workers.
     nudge: Callable[[], None] = lambda: None
+    _signer: Signer | None = None
+
+    @property
+    def signer(self) -> Signer:
+        """The node's audit signing key (loaded on first use: most processes never
+        sign)."""
+        if self._signer is None:
+            s = self.settings
+            self._signer = load_signer(s.signing_key_path, s.signing_key,
+                                       f"doorvoer/{s.resolved_node_name}")
+        return self._signer
 
     @classmethod
     def open(cls, settings: Settings) -> Context:

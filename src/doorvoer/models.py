@@ -10,6 +10,7 @@ from doorvoer.accounts.models import (
     User,
     WebSession,
 )
+from doorvoer.audit.models import AuditEntry, AuditHead, Checkpoint
 from doorvoer.db import Base
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
@@ -23,7 +24,10 @@ __all__ = [
     "Account",
     "AccountKey",
     "ApiToken",
+    "AuditEntry",
+    "AuditHead",
     "BlobKey",
+    "Checkpoint",
     "Connection",
     "Delivery",
     "EmailToken",

@@ -51,13 +51,15 @@ class Work:
         self.actor = actor  # who acts, as the door knows them
         self.source = source  # from where: an address, or None
         self.outgoing: list[EmailMessage] = []
-        self._inside = False
+        self._inside = self._used = False
         self._stack: ExitStack | None = None
         self._conn: Connection | None = None
         self._trans: RootTransaction | None = None
         self._session: Session | None = None
+        self._before: dict[str, Callable[[], None]] = {}
         self._after: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
+        self.state: dict[str, Any] = {}  # what an area keeps for this unit (its audit entries)
 
     # ------------------------------------------------------------ what services use
     @property
@@ -108,6 +110,11 @@ class Work:
         """A Core statement in the transaction (after flushing the ORM's changes)."""
         return self.conn.execute(statement, params)
 
+    def before_commit(self, key: str, job: Callable[[], None]) -> None:
+        """Run `job` in the transaction just before it commits (once per key): the last
+        writes of a unit, such as its audit entries. An error there rolls back all."""
+        self._before.setdefault(key, job)
+
     def after_commit(self, job: Callable[[], None]) -> None:
         self._after.append(job)
 
@@ -120,21 +127,37 @@ class Work:
 
     # ------------------------------------------------------------ the door's side
     def __enter__(self) -> Work:
-        if self._inside or self._stack is not None:
+        if self._used:
             raise RuntimeError("a unit of work is used once")
-        self._inside = True
+        self._inside = self._used = True
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._inside = False
         committed = False
         try:
-            committed = self._end(exc_type is None)
+            ok = exc_type is None
+            if ok:
+                self._before_commit()
+            self._inside = False
+            committed = self._end(ok)
         finally:
+            self._inside = False
             _run(self._after if committed else self._undo)
             if not committed:
                 self.outgoing.clear()
             self._after, self._undo = [], []
+
+    def _before_commit(self) -> None:
+        """The before-commit jobs, in the transaction (one may begin it); on an error the
+        transaction rolls back and the error goes to the door."""
+        try:
+            while self._before:
+                key = next(iter(self._before))
+                self._before.pop(key)()
+        except BaseException:
+            self._inside = False
+            self._end(False)
+            raise
 
     def _begin(self) -> Connection:
         if not self._inside:
@@ -176,6 +199,7 @@ class Work:
             if self._session is not None:
                 self._session.close()
             self._stack.close()  # the connection back to the pool, the writer lock free
+            self._conn = self._trans = self._stack = None
 
 
 def _run(jobs: Iterable[Callable[[], None]]) -> None:

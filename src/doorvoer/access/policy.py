@@ -79,7 +79,7 @@ _STAFF: dict[Role, frozenset[Action]] = {
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: a person logged in to the portal, or an API token of a tenant."""
+    """Who acts: a person logged in to the portal, an SFTP account, or an API token."""
 
     user_id: str | None
     role: Role
@@ -87,6 +87,10 @@ class Actor:
     permissions: frozenset[str] = frozenset()  # external users: keys of EXTERNAL_PERMISSIONS
     scopes: frozenset[Action] | None = None  # API tokens: at most these actions
     two_factor: bool = False  # the session passed a second factor (staff must)
+    # Who, as the audit log names them: a person's e-mail, an SFTP account's login name,
+    # an API token's name; `ref` the id of the account or token (people: `user_id`).
+    name: str | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from doorvoer.access.policy import Action, Actor, Role, allowed_actions
 from doorvoer.accounts.models import Account, AccountKey, ApiToken, User
 from doorvoer.accounts.passwords import hash_password
 from doorvoer.accounts.people import actor_of
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.tenants.models import Tenant
@@ -86,6 +88,9 @@ def create_account(w: Work, tenant_slug: str, name: str, public_keys: list[str],
         account.keys.append(AccountKey(public_key=line, fingerprint=fingerprint))
     s.add(account)
     s.flush()
+    audit.record(w, tenant.id, Event.ACCOUNT_CREATED,
+                 f"{name}@{tenant.slug} ({len(public_keys)} key(s), "
+                 f"{'a' if password is not None else 'no'} password)")
     return account
 
 
@@ -164,6 +169,8 @@ def create_token(w: Work, tenant_id: str, created_by: str | None, name: str,
                    created_at=now, expires_at=now + timedelta(days=days))
     s.add(row)
     s.flush()
+    audit.record(w, tenant_id, Event.TOKEN_CREATED, f"{row.id} {name} ({row.scopes}, "
+                                                    f"{days} days)")
     return NewToken(row, secret)
 
 
@@ -179,6 +186,7 @@ def revoke_token(w: Work, tenant_id: str, token_id: str) -> ApiToken | None:
         return None
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        audit.record(w, tenant_id, Event.TOKEN_REVOKED, f"{row.id} {row.name}")
     return row
 
 
@@ -207,7 +215,7 @@ def token_actor(w: Work, secret: str, now: datetime | None = None) -> TokenUse |
             return None
         actions &= allowed_actions(actor_of(creator, two_factor=False))
     actor = Actor(user_id=None, role=Role.TENANT_MEMBER, tenant_id=row.tenant_id,
-                  scopes=actions)
+                  scopes=actions, name=row.name, ref=row.id)
     touch = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
     return TokenUse(actor, row.id, touch)
 

@@ -26,6 +26,8 @@ from doorvoer.accounts.models import ApiToken, EmailToken, RecoveryCode, User
 from doorvoer.accounts.passwords import hash_password
 from doorvoer.accounts.sessions import end_sessions_of
 from doorvoer.accounts.throttle import clear_failures
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.tenants.models import Tenant
@@ -72,7 +74,7 @@ def normalise_email(email: str) -> str:
 def actor_of(user: User, two_factor: bool) -> Actor:
     perms = frozenset(p for p in user.permissions.split(",") if p)
     return Actor(user_id=user.id, role=Role(user.role), tenant_id=user.tenant_id,
-                 permissions=perms, two_factor=two_factor)
+                 permissions=perms, two_factor=two_factor, name=user.email, ref=user.id)
 
 
 # ---------------------------------------------------------------- users
@@ -103,6 +105,7 @@ def create_user(w: Work, email: str, name: str, role: Role, tenant_id: str | Non
         user.password_changed_at = utcnow()
     w.session.add(user)
     w.session.flush()
+    audit.record(w, tenant_id, Event.USER_CREATED, f"{email} ({role.value})")
     return user
 
 
@@ -152,6 +155,7 @@ def remove_user(w: Work, tenant_id: str, user_id: str) -> User:
             raise UserError("this is the tenant's last admin: invite another admin first")
     now = utcnow()
     user.disabled_at = now
+    audit.record(w, tenant_id, Event.USER_REMOVED, user.email)
     end_sessions_of(w, user.id)
     s.execute(update(ApiToken).where(
         ApiToken.created_by == user.id, ApiToken.revoked_at.is_(None))
@@ -231,6 +235,8 @@ def invite(w: Work, tenant_id: str, email: str, role: Role, permissions: frozens
     w.session.execute(delete(EmailToken).where(
         EmailToken.purpose == INVITE, EmailToken.tenant_id == tenant_id,
         EmailToken.email == email, EmailToken.used_at.is_(None)))
+    audit.record(w, tenant_id, Event.USER_INVITED, f"{email} ({role.value}"
+                 + (f": {', '.join(sorted(permissions))})" if permissions else ")"))
     return _issue(w, INVITE, email, INVITE_TTL, tenant_id=tenant_id, role=role.value,
                   permissions=",".join(sorted(permissions)), created_by=invited_by.id)
 
@@ -244,10 +250,14 @@ def open_invitations(w: Work, tenant_id: str) -> list[EmailToken]:
 
 def revoke_invitation(w: Work, tenant_id: str, invitation_id: str) -> bool:
     """The link stops working at once. False when there was no such open invitation."""
-    result = w.session.execute(delete(EmailToken).where(
+    row = w.session.scalar(select(EmailToken).where(
         EmailToken.id == invitation_id, EmailToken.purpose == INVITE,
         EmailToken.tenant_id == tenant_id, EmailToken.used_at.is_(None)))
-    return bool(getattr(result, "rowcount", 0))
+    if row is None:
+        return False
+    audit.record(w, tenant_id, Event.USER_INVITATION_REVOKED, row.email)
+    w.session.delete(row)
+    return True
 
 
 def find_invitation(w: Work, token: str) -> EmailToken | None:
@@ -288,6 +298,8 @@ def accept_invitation(w: Work, token: str, name: str, password: str) -> User:
         set_password(w, user, password)
     else:
         raise UserError(f"{row.email} has a Doorvoer account already: log in with it")
+    audit.record(w, row.tenant_id, Event.USER_JOINED, f"{user.email} ({role.value})",
+                 actor=audit.who(actor_of(user, two_factor=False)))
     return user
 
 
@@ -334,4 +346,6 @@ def reset_password(w: Work, token: str, password: str) -> User:
     _redeem(w, row)
     set_password(w, user, password)
     clear_failures(w, "person", user.email)
+    audit.record(w, user.tenant_id, Event.PASSWORD_RESET, user.email,
+                 actor=audit.who(actor_of(user, two_factor=False)))
     return user

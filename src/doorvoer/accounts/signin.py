@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from doorvoer.accounts import notices, totp
 from doorvoer.accounts.errors import Throttled, WrongPassword
-from doorvoer.accounts.machines import TokenUse, find_login, token_actor
+from doorvoer.accounts.machines import TokenUse, find_login, mark_used, token_actor
 from doorvoer.accounts.models import User, WebSession
 from doorvoer.accounts.passwords import hash_password, needs_rehash, verify_password
 from doorvoer.accounts.people import accept_invitation as accept
-from doorvoer.accounts.people import normalise_email, set_password
+from doorvoer.accounts.people import actor_of, normalise_email, set_password
 from doorvoer.accounts.sessions import (
     SessionInfo,
     end_session,
@@ -30,6 +30,8 @@ from doorvoer.accounts.sessions import (
     start_session,
 )
 from doorvoer.accounts.throttle import record_failure, throttled
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.unit import Work
@@ -40,6 +42,23 @@ PERSON, ACCOUNT = "person", "account"  # the throttle's two kinds of name
 def _guard(w: Work, kind: str, name: str, address: str) -> None:
     if throttled(w, kind, name, address):
         raise Throttled
+
+
+def _person(user: User) -> audit.Who:
+    return audit.who(actor_of(user, two_factor=False))
+
+
+def _failed(w: Work, email: str, address: str, step: str) -> None:
+    """A failed sign-in: counted by the throttle, and in the audit log of the person's
+    tenant (the operator's own log for staff and for names that match nobody)."""
+    record_failure(w, PERSON, email, address)
+    try:
+        known = w.session.scalar(select(User).where(User.email == normalise_email(email)))
+    except UserError:
+        known = None
+    audit.record(w, known.tenant_id if known else None, Event.PORTAL_LOGIN_FAILED,
+                 f"{email.strip().lower()[:320]}: {step}",
+                 actor=_person(known) if known else audit.Who("person", None, None, None))
 
 
 # ---------------------------------------------------------------- people (portal)
@@ -78,9 +97,12 @@ def sign_in(w: Work, email: str, password: str, address: str) -> SignedIn | None
     _guard(w, PERSON, email, address)
     user = authenticate(w, email, password)
     if user is None:
-        record_failure(w, PERSON, email, address)
+        _failed(w, email, address, "password")
         return None
     has_2fa = user.totp_secret is not None
+    if not has_2fa:
+        audit.record(w, user.tenant_id, Event.PORTAL_LOGIN_SUCCEEDED, "password",
+                     actor=_person(user))
     return SignedIn(user, start_session(w, user, two_factor=False, pending_2fa=has_2fa))
 
 
@@ -90,6 +112,11 @@ def _owner(w: Work, session_id: str) -> tuple[WebSession, User]:
     if row is None or user is None:
         raise UserError("the session has ended: sign in again")
     return row, user
+
+
+def sign_out(w: Work, token: str | None, user: User) -> None:
+    end_session(w, token)
+    audit.record(w, user.tenant_id, Event.PORTAL_LOGOUT, user.email, actor=_person(user))
 
 
 def accept_invitation(w: Work, token: str, name: str, password: str,
@@ -112,11 +139,16 @@ def second_factor(w: Work, session_id: str, code: str, address: str) -> SessionI
     if not ok and "-" in code:
         ok = used_recovery = totp.use_recovery_code(w, user, code)
     if not ok:
-        record_failure(w, PERSON, user.email, address)
+        _failed(w, user.email, address, "second factor")
         return None
     end_session_row(w, row.id)
     info = start_session(w, user, two_factor=True, pending_2fa=False)
+    audit.record(w, user.tenant_id, Event.PORTAL_LOGIN_SUCCEEDED,
+                 "password and recovery code" if used_recovery else "password and code",
+                 actor=_person(user))
     if used_recovery:
+        audit.record(w, user.tenant_id, Event.RECOVERY_CODE_USED, user.email,
+                     actor=_person(user))
         w.notify(notices.recovery_code_used(w.settings, user,
                                             totp.remaining_recovery_codes(w, user)))
     return info
@@ -128,7 +160,7 @@ def reauthenticate(w: Work, session_id: str, code: str, address: str) -> bool:
     row, user = _owner(w, session_id)
     _guard(w, PERSON, user.email, address)
     if not totp.verify_totp(w, user, code):
-        record_failure(w, PERSON, user.email, address)
+        _failed(w, user.email, address, "fresh second-factor check")
         return False
     row.reauth_at = utcnow()
     row.two_factor = True
@@ -143,10 +175,11 @@ def change_password(w: Work, session_id: str, current: str, new: str,
     row, user = _owner(w, session_id)
     _guard(w, PERSON, user.email, address)
     if not verify_password(user.password_hash, current):
-        record_failure(w, PERSON, user.email, address)
+        _failed(w, user.email, address, "current password")
         raise WrongPassword("the current password is not right")
     two_factor, reauth_at = row.two_factor, row.reauth_at
     set_password(w, user, new)  # ends every session of the user
+    audit.record(w, user.tenant_id, Event.PASSWORD_CHANGED, user.email)
     w.notify(notices.password_changed(w.settings, user))
     return start_session(w, user, two_factor=two_factor, pending_2fa=False,
                          reauth_at=reauth_at)
@@ -161,6 +194,7 @@ def confirm_2fa(w: Work, session_id: str, code: str
     if not totp.confirm_setup(w, user, code):
         return None
     codes = totp.new_recovery_codes(w, user)
+    audit.record(w, user.tenant_id, Event.TWO_FACTOR_ENABLED, user.email)
     end_sessions_of(w, user.id)
     w.notify(notices.two_factor_enabled(w.settings, user))
     return start_session(w, user, two_factor=True, pending_2fa=False), codes, user
@@ -172,6 +206,7 @@ def disable_2fa(w: Work, session_id: str) -> bool:
     if user.totp_secret is None:
         return False
     totp.disable(w, user)
+    audit.record(w, user.tenant_id, Event.TWO_FACTOR_DISABLED, user.email)
     row.two_factor = False
     w.notify(notices.two_factor_disabled(w.settings, user))
     return True
@@ -206,6 +241,8 @@ def sign_in_account(w: Work, username: str, address: str, *, password: str | Non
             account.password_hash = hash_password(password)
         if not ok:
             record_failure(w, ACCOUNT, username, address)
+            audit.record(w, found[1].id if found else None, Event.SFTP_LOGIN_FAILED,
+                         f"{username[:200]}: password")
     elif key is not None and account is not None:
         offered = key.export_public_key("openssh").split()[:2]
         ok = any(k.public_key.encode().split()[:2] == offered for k in account.keys)
@@ -215,6 +252,27 @@ def sign_in_account(w: Work, username: str, address: str, *, password: str | Non
     return Login(account.id, account.name, tenant.id, tenant.slug)
 
 
+def signed_in_account(w: Work, login: Login, method: str) -> None:
+    """Record an SFTP login once it is complete (asyncssh checks a key twice)."""
+    audit.record(w, login.tenant_id, Event.SFTP_LOGIN_SUCCEEDED, method, actor=audit.Who(
+        "account", login.account_id, f"{login.account_name}@{login.tenant_slug}",
+        "sftp-account"))
+
+
+def sftp_session_started(w: Work, login: Login) -> None:
+    audit.record(w, login.tenant_id, Event.SFTP_SESSION_STARTED, None, actor=audit.Who(
+        "account", login.account_id, f"{login.account_name}@{login.tenant_slug}",
+        "sftp-account"))
+
+
 def sign_in_token(w: Work, secret: str) -> TokenUse | None:
     """An API request's bearer token: the actor it stands for, or None."""
     return token_actor(w, secret)
+
+
+def token_session(w: Work, use: TokenUse) -> None:
+    """A token used again after a pause (at most once a minute): its last use, and an
+    API session start in the tenant's audit log."""
+    mark_used(w, use.token_id)
+    audit.record(w, use.actor.tenant_id, Event.API_SESSION_STARTED, None,
+                 actor=audit.who(use.actor))

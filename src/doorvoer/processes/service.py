@@ -7,6 +7,8 @@ from functools import lru_cache
 
 from sqlalchemy import select
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.processes.errors import SpecError
@@ -48,6 +50,7 @@ def apply_process(w: Work, tenant: Tenant, spec_yaml: str, source: str) -> Proce
     process = s.scalar(
         select(Process).where(Process.tenant_id == tenant.id, Process.name == spec.name)
     )
+    changed = process is None or process.spec_yaml != spec_yaml
     if process is None:
         process = Process(tenant_id=tenant.id, name=spec.name, folder=spec.folder,
                           spec_yaml=spec_yaml)
@@ -58,6 +61,8 @@ def apply_process(w: Work, tenant: Tenant, spec_yaml: str, source: str) -> Proce
         process.version += 1
         process.updated_at = utcnow()
     s.flush()
+    if changed:
+        audit.record(w, tenant.id, Event.PROCESS_APPLIED, f"{process.name} v{process.version}")
     return process
 
 

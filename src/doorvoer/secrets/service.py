@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 import asyncssh
 from sqlalchemy import select
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.secrets.errors import ConnectionRefused
 from doorvoer.secrets.models import Connection
@@ -60,6 +62,7 @@ def set_connection(w: Work, tenant: Tenant, name: str,
         row.sealed = sealed
         row.updated_at = utcnow()
     w.session.flush()
+    audit.record(w, tenant.id, Event.CONNECTION_SET, f"{name} ({conn.host})")
     return row
 
 

@@ -7,9 +7,11 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import asyncssh
 
+from doorvoer.accounts import signin
 from doorvoer.accounts.errors import Throttled
 from doorvoer.accounts.signin import Login, sign_in_account
 from doorvoer.context import Context
@@ -35,6 +37,7 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
         self._peer = "?"
         self._counted: str | None = None
         self._failures = 0
+        self._method = "?"
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
@@ -48,6 +51,13 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
 
     def begin_auth(self, username: str) -> bool:
         return True
+
+    def auth_completed(self) -> None:
+        assert self._conn is not None
+        login = self._conn.get_extra_info("doorvoer_login")
+        if isinstance(login, Login):
+            in_background(self._ctx, signin.signed_in_account, login, self._method,
+                          source=self._peer)
 
     def password_auth_supported(self) -> bool:
         return True
@@ -90,6 +100,7 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
                 return sign_in_account(w, username, self._peer, password=password)
 
         login = await self._sign_in(check, on_loop=False)
+        self._method = "password"
         if login is None:
             self._failures += 1
             if self._failures >= protocol.MAX_AUTH_ATTEMPTS and self._conn is not None:
@@ -103,4 +114,28 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
                 return sign_in_account(w, username, self._peer, key=key)
 
         login = await self._sign_in(check, on_loop=True)
+        self._method = f"key {key.get_fingerprint('sha256')}"
         return login is not None and self._accept(login)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def in_background(ctx: Context, fn: Callable[..., None], *args: Any,
+                  source: str | None = None) -> None:
+    """A unit of work that nothing waits for (an audit entry of a login), off the event
+    loop; a failure is logged."""
+
+    def run() -> None:
+        with ctx.unit(source=source) as w:
+            fn(w, *args)
+
+    async def go() -> None:
+        try:
+            await asyncio.to_thread(run)
+        except Exception:
+            log.exception("background step failed")
+
+    task = asyncio.get_running_loop().create_task(go())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)

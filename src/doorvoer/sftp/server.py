@@ -29,11 +29,11 @@ from asyncssh import (
 )
 
 from doorvoer.access.policy import Action, Actor, Resource, Role, authorize
-from doorvoer.accounts.signin import Login
+from doorvoer.accounts.signin import Login, sftp_session_started
 from doorvoer.context import Context
 from doorvoer.db import unless_waiting
 from doorvoer.sftp import protocol
-from doorvoer.sftp.auth import DoorvoerSSHServer, SessionCounter
+from doorvoer.sftp.auth import DoorvoerSSHServer, SessionCounter, in_background
 from doorvoer.sftp.errors import sftp_error
 from doorvoer.sftp.handles import DownloadHandle
 from doorvoer.sftp.paths import Location, resolve
@@ -65,9 +65,12 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else None
         self._login = login
-        self._actor = Actor(user_id=None, role=Role.ACCOUNT, tenant_id=login.tenant_id)
+        self._actor = Actor(user_id=None, role=Role.ACCOUNT, tenant_id=login.tenant_id,
+                            name=f"{login.account_name}@{login.tenant_slug}",
+                            ref=login.account_id)
         self._handles = 0
         self._tree = Tree(login.tenant_id)
+        in_background(ctx, sftp_session_started, login, source=self._peer)
 
     # ---------------------------------------------------------------- helpers
     async def _run(self, fn: Callable[..., T], *args: Any, write: bool = True,
@@ -211,8 +214,14 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
         if self._handles >= self._ctx.settings.max_open_handles:
             raise SFTPFailure("too many open files in this session")
-        handle = await self._run(self._open, path, pflags, attrs,
-                                 write=bool(pflags & FXF_WRITE))
+        try:
+            handle = await self._run(self._open, path, pflags, attrs,
+                                     write=bool(pflags & FXF_WRITE))
+        except SFTPError as exc:
+            if pflags & FXF_WRITE:
+                in_background(self._ctx, inbox.record_refusal, self._login.tenant_id,
+                              path.decode("utf-8", "replace"), exc.reason, source=self._peer)
+            raise
         self._handles += 1
         return handle
 

@@ -4,6 +4,8 @@ import re
 
 from sqlalchemy import select
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.tenants.errors import NoSuchTenant, TenantRefused
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
@@ -23,6 +25,8 @@ def create_tenant(w: Work, slug: str, name: str, contact_email: str | None) -> T
     tenant = Tenant(slug=slug, name=name, contact_email=contact_email)
     w.session.add(tenant)
     w.session.flush()
+    audit.start_chain(w, tenant.id)
+    audit.record(w, tenant.id, Event.TENANT_CREATED, slug)
     return tenant
 
 
@@ -49,6 +53,8 @@ def set_contract(w: Work, tenant: Tenant, status: str) -> None:
     the end of a contract is P19's job)."""
     if status not in CONTRACT_STATES:
         raise TenantRefused(f"contract status {status!r}: use {' or '.join(CONTRACT_STATES)}")
+    if tenant.contract != status:
+        audit.record(w, tenant.id, Event.TENANT_CONTRACT_CHANGED, status)
     tenant.contract = status
 
 

@@ -19,10 +19,13 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import FastRead, FastWrite, new_id, utcnow
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import parsed_spec
+from doorvoer.processes.service import keeps_reports, parsed_spec
 from doorvoer.processes.spec import ProcessSpec
+from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.errors import Conflict, NameTaken, NoSuchFile, WriteRefused
 from doorvoer.transfers.lifecycle import finish
 from doorvoer.transfers.models import State, Transfer
@@ -36,12 +39,16 @@ _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f/\\\ufffd]")
 
 _T: Table = Transfer.__table__  # type: ignore[assignment]
 _P: Table = Process.__table__  # type: ignore[assignment]
+_TN: Table = Tenant.__table__  # type: ignore[assignment]
 _INSERT = FastWrite(insert(_T))
-_NAME_OF = FastRead(  # the upload's name now, and the process of its folder
-    select(_T.c.folder, _T.c.filename, _P.c.id, _P.c.name, _P.c.spec_yaml)
+_NAME_OF = FastRead(  # the upload's name now, the process of its folder, the tenant's switch
+    select(_T.c.folder, _T.c.filename, _P.c.id, _P.c.name, _P.c.spec_yaml,
+           _TN.c.report)
     .select_from(_T.outerjoin(_P, (_P.c.tenant_id == _T.c.tenant_id)
-                              & (_P.c.folder == _T.c.folder)))
+                              & (_P.c.folder == _T.c.folder))
+                 .join(_TN, _TN.c.id == _T.c.tenant_id))
     .where(_T.c.id == bindparam("tid")))
+_REPORT_OF = FastRead(select(_TN.c.report).where(_TN.c.id == bindparam("tenant")))
 _RECEIVED = FastWrite(update(_T).where(_T.c.id == bindparam("tid")))
 _PROCESS_OF = select(_P.c.id, _P.c.name, _P.c.spec_yaml).where(
     _P.c.tenant_id == bindparam("tenant"), _P.c.folder == bindparam("folder"))
@@ -116,6 +123,23 @@ def _route_of(w: Work, tenant_id: str, folder: str, filename: str, now: datetime
     return route(w, folder, filename, process, now)
 
 
+def described(transfer_id: str | None, path: str, keeps_names: bool) -> str:
+    """An upload's `object` in the audit log: the transfer's id and the path, which the
+    log keeps only where the tenant and the process keep reports (P4): otherwise the id
+    alone (or nothing, for a refusal that made no transfer)."""
+    if not keeps_names:
+        return transfer_id or "(name not kept: reporting is off)"
+    return f"{transfer_id} {path}" if transfer_id else path
+
+
+def record_refusal(w: Work, tenant_id: str, path: str, reason: str) -> None:
+    """An upload refused before any byte was stored (a name, a folder, a limit)."""
+    row = _REPORT_OF.first(w.reader, {"tenant": tenant_id})
+    keep = bool(row is not None and row.report)
+    audit.record(w, tenant_id, Event.UPLOAD_REFUSED,
+                 f"{described(None, path[:300], keep)}: {reason}"[:600])
+
+
 # ---------------------------------------------------------------- uploads
 
 
@@ -127,9 +151,11 @@ class UploadSession:
     write was refused, the bytes cover 0 to the end without a gap, and they match any
     size the client announced."""
 
-    def __init__(self, transfer_id: str, writer: BlobWriter, folder: str, name: str,
-                 max_bytes: int, buffer_limit: int, expected_size: int | None) -> None:
+    def __init__(self, transfer_id: str, tenant_id: str, writer: BlobWriter, folder: str,
+                 name: str, max_bytes: int, buffer_limit: int,
+                 expected_size: int | None) -> None:
         self.transfer_id = transfer_id
+        self.tenant_id = tenant_id
         self.writer = writer
         self.folder = folder
         self.name = name
@@ -157,7 +183,7 @@ class UploadSession:
             "lease_until": now + timedelta(seconds=w.settings.lease_s),
             "input_blob_id": writer.blob_id, "attempts": 0,
         })
-        return cls(transfer_id, writer, folder, name, w.settings.max_file_bytes,
+        return cls(transfer_id, tenant_id, writer, folder, name, w.settings.max_file_bytes,
                    w.settings.reorder_buffer_bytes, expected_size)
 
     @property
@@ -254,6 +280,9 @@ class UploadSession:
         _RECEIVED(w.conn, {"tid": self.transfer_id, "bytes_in": size, "received_at": now,
                            "lease_owner": None, "lease_until": None, "process_id": None,
                            "process_name": None, **columns})
+        keep = bool(row.report) and (row.spec_yaml is None or keeps_reports(row.spec_yaml))
+        audit.record(w, self.tenant_id, Event.UPLOAD_ACCEPTED,
+                     described(self.transfer_id, f"{row.folder}/{row.filename}", keep))
         if columns["state"] == State.RECEIVED:
             w.after_commit(w.ctx.nudge)
         return cast(State, columns["state"])
@@ -261,7 +290,8 @@ class UploadSession:
     def interrupt(self, w: Work, reason: str) -> State:
         """An upload that did not complete is never processed: erase it and report."""
         self.writer.abort()
-        finish(w, self.transfer_id, State.INTERRUPTED, reason)
+        finish(w, self.transfer_id, State.INTERRUPTED, reason,
+               event=Event.UPLOAD_INTERRUPTED)
         return State.INTERRUPTED
 
 
@@ -279,6 +309,10 @@ def rename_upload(w: Work, tenant_id: str, old: tuple[str, str], new: tuple[str,
         raise Conflict("the file is already being processed and cannot be renamed")
     if _inbox_file(w, tenant_id, *new, now) is not None:
         raise NameTaken
+    row = _REPORT_OF.first(w.conn, {"tenant": tenant_id})
+    keep = bool(row is not None and row.report)
+    audit.record(w, tenant_id, Event.UPLOAD_RENAMED, described(
+        t.id, f"{old[0]}/{old[1]} -> {new[0]}/{new[1]}", keep))
     t.folder, t.filename = new
     if t.state == State.HELD:
         columns = _route_of(w, tenant_id, *new, now)
@@ -295,7 +329,8 @@ def remove_upload(w: Work, tenant_id: str, folder: str, name: str) -> None:
         raise NoSuchFile
     if t.state != State.HELD:
         raise Conflict("only a file waiting for a rename can be removed")
-    finish(w, t.id, State.DISCARDED, "removed by the client before processing")
+    finish(w, t.id, State.DISCARDED, "removed by the client before processing",
+           event=Event.UPLOAD_REMOVED)
 
 
 def _inbox_file(w: Work, tenant_id: str, folder: str, name: str, now: datetime

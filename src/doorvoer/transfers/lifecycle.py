@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import UTCDateTime, checkpoint, utcnow
 from doorvoer.processes.models import Process
 from doorvoer.processes.service import keeps_reports, unreported_process_ids
@@ -47,6 +49,8 @@ _END = update(_T).where(_T.c.id == bindparam("tid")).values(
     input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())),
     delivered_at=func.coalesce(bindparam("delivered", type_=UTCDateTime()), _T.c.delivered_at),
     lease_owner=None, lease_until=None, hold_until=None)
+_ABOUT = select(_T.c.id, _T.c.tenant_id, _T.c.input_erased_at, _T.c.output_blob_id).where(
+    _T.c.id.in_(bindparam("tids", expanding=True)))
 _SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("new_state"), error=bindparam("reason"))
 _REPORTING = (
@@ -58,18 +62,26 @@ _REPORTING = (
 
 
 def finish(w: Work, transfer_id: str, state: State, reason: str | None,
-           delivered_at: datetime | None = None) -> None:
+           delivered_at: datetime | None = None, event: Event | None = None) -> None:
     """End a transfer (see `finish_all`)."""
-    finish_all(w, state, {transfer_id: reason}, delivered_at)
+    finish_all(w, state, {transfer_id: reason}, delivered_at, event)
 
 
 def finish_all(w: Work, state: State, reasons: dict[str, str | None],
-               delivered_at: datetime | None = None) -> None:
-    """End transfers (id -> reason): erase every blob they own, record why and when.
-    Plain statements, a batch at a time, so that it is as cheap on the doors' and the
-    worker's paths as in housekeeping."""
+               delivered_at: datetime | None = None, event: Event | None = None) -> None:
+    """End transfers (id -> reason): erase every blob they own, record why and when,
+    and put `event` (why they end, if the caller has not recorded it) and each erasure
+    in the tenants' audit logs. Plain statements, a batch at a time, so that it is as
+    cheap on the doors' and the worker's paths as in housekeeping."""
     now = utcnow()
     tids = list(reasons)
+    for row in w.execute(_ABOUT, {"tids": tids}):
+        if event is not None:
+            audit.record(w, row.tenant_id, event, row.id)
+        if row.input_erased_at is None:
+            audit.record(w, row.tenant_id, Event.INPUT_ERASED, row.id)
+        if row.output_blob_id is not None:
+            audit.record(w, row.tenant_id, Event.OUTPUT_ERASED, row.id)
     w.vault.erase_owned(w, *tids)
     w.execute(_END_DELIVERIES, {"tids": tids, "now": now})
     w.execute(_END, [{"tid": tid, "end_state": state, "reason": reason, "now": now,
@@ -122,16 +134,21 @@ def housekeeping(w: Work) -> int:
                                            _T.c.hold_until < now)).scalars().all()
     if held:
         finish_all(w, State.DISCARDED, dict.fromkeys(
-            held, "no process matches this name, and it was not renamed in time"))
+            held, "no process matches this name, and it was not renamed in time"),
+            event=Event.UPLOAD_DISCARDED)
     cut = w.execute(select(_T.c.id).where(_T.c.state == State.RECEIVING,
                                           _T.c.lease_until < now)).scalars().all()
     if cut:
         finish_all(w, State.INTERRUPTED, dict.fromkeys(
-            cut, "the upload was cut off (the node stopped before the client closed)"))
-    touched = set(w.execute(
+            cut, "the upload was cut off (the node stopped before the client closed)"),
+            event=Event.UPLOAD_INTERRUPTED)
+    expired = w.execute(
         update(_D).where(_D.c.state == DState.READY, _D.c.expires_at < now)
         .values(state=DState.EXPIRED, error="not fetched within pickup_within", done_at=now)
-        .returning(_D.c.transfer_id)).scalars())
+        .returning(_D.c.transfer_id, _D.c.tenant_id)).all()
+    for row in expired:
+        audit.record(w, row.tenant_id, Event.OUTBOX_EXPIRED, row.transfer_id)
+    touched = {row.transfer_id for row in expired}
     touched |= set(w.execute(
         update(_D).where(_D.c.state == DState.FETCHED, _D.c.fetched_at < now - grace)
         .values(state=DState.PICKED_UP).returning(_D.c.transfer_id)).scalars())
@@ -196,7 +213,10 @@ def set_reporting(w: Work, tenant: Tenant, on: bool) -> int:
     transfers), so that "no per-transfer records are kept" is true from that moment.
     Returns how many records were forgotten."""
     set_report(w, tenant, on)
-    return 0 if on else purge_unreported(w, tenant_id=tenant.id)
+    forgotten = 0 if on else purge_unreported(w, tenant_id=tenant.id)
+    audit.record(w, tenant.id, Event.TENANT_REPORTING_CHANGED,
+                 "on" if on else f"off ({forgotten} records forgotten)")
+    return forgotten
 
 
 def _forget(w: Work, ids: Sequence[str]) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, update
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import UTCDateTime, utcnow
 from doorvoer.transfers.errors import NoSuchFile
 from doorvoer.transfers.lifecycle import settle
@@ -30,8 +32,9 @@ _PICKUP = (select(_D.c.id, _D.c.state, _D.c.transfer_id)
 _PICKED = update(_D).where(_D.c.id == bindparam("did")).values(
     state=bindparam("new_state"),
     done_at=func.coalesce(_D.c.done_at, bindparam("now", type_=UTCDateTime())))
-_FETCHED = update(_D).where(_D.c.id == bindparam("did"), _D.c.state == DState.READY).values(
-    state=DState.FETCHED, fetched_at=bindparam("now"), done_at=bindparam("now"))
+_FETCHED = (update(_D).where(_D.c.id == bindparam("did"), _D.c.state == DState.READY)
+            .values(state=DState.FETCHED, fetched_at=bindparam("now"), done_at=bindparam("now"))
+            .returning(_D.c.transfer_id, _D.c.tenant_id))
 _WAITING_AMONG = select(_D.c.outbox_name).where(  # which of these names are taken
     _D.c.tenant_id == bindparam("tenant"), _D.c.outbox_folder == bindparam("folder"),
     _D.c.outbox_name.in_(bindparam("names", expanding=True)), _D.c.state.in_(_WAITING))
@@ -82,8 +85,11 @@ def open_pickup(w: Work, tenant_id: str, folder: str, name: str) -> Pickup | Non
 
 
 def mark_fetched(w: Work, delivery_id: str) -> None:
-    """A complete download: the output is erased after the fetch grace."""
-    w.execute(_FETCHED, {"did": delivery_id, "now": utcnow()})
+    """A complete download: the output is erased after the fetch grace. A second
+    download of the same output changes nothing."""
+    row = w.execute(_FETCHED, {"did": delivery_id, "now": utcnow()}).first()
+    if row is not None:
+        audit.record(w, row.tenant_id, Event.OUTBOX_FETCHED, row.transfer_id)
 
 
 def remove_pickup(w: Work, tenant_id: str, folder: str, name: str) -> None:
@@ -95,6 +101,7 @@ def remove_pickup(w: Work, tenant_id: str, folder: str, name: str) -> None:
     w.execute(_PICKED, {
         "did": row.id, "now": utcnow(),
         "new_state": DState.PICKED_UP if row.state == DState.FETCHED else DState.REMOVED})
+    audit.record(w, tenant_id, Event.OUTBOX_REMOVED, row.transfer_id)
     settle(w, row.transfer_id)
 
 

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import Table, bindparam, or_, select, update
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.transfers.lifecycle import settle
 from doorvoer.transfers.models import Delivery, DState, Transfer
@@ -79,6 +81,8 @@ def sending(w: Work, delivery_id: str) -> None:
 def delivered(w: Work, push: Push) -> None:
     w.execute(_SET, {"did": push.delivery_id, "state": DState.DELIVERED, "done_at": utcnow(),
                      "error": None, "lease_owner": None, "lease_until": None})
+    audit.record(w, push.tenant_id, Event.DELIVERY_DONE,
+                 f"{push.transfer_id} to {push.connection}")
     settle(w, push.transfer_id)
 
 
@@ -94,6 +98,8 @@ def failed(w: Work, push: Push, reason: str, *, retry: bool = True) -> bool:
         values["next_attempt_at"] = utcnow() + timedelta(seconds=backoff)
     else:
         values.update(state=DState.FAILED, done_at=utcnow())
+        audit.record(w, push.tenant_id, Event.DELIVERY_FAILED,
+                     f"{push.transfer_id} to {push.connection}: {reason}"[:600])
     w.execute(_SET, values)
     settle(w, push.transfer_id)
     return again

@@ -19,6 +19,8 @@ from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 
+from doorvoer.audit import service as audit
+from doorvoer.audit.events import Event
 from doorvoer.context import Context
 from doorvoer.db import FastRead, new_id, utcnow
 from doorvoer.processes.models import Process
@@ -99,10 +101,13 @@ _CLAIMING = threading.Lock()
 def claim(w: Work, limit: int = 1) -> list[Claim]:
     """Claim RECEIVED transfers (or ones whose processing lease ran out), oldest first:
     one, or up to `limit` small ones."""
-    # The worker threads of a process wake together: one at a time here, or each would
-    # prepare output blobs for the same transfers and all but one would throw them away.
-    with _CLAIMING:
-        return _claim(w, limit)
+    # The worker threads of a process wake together: one at a time here, until the
+    # claim has committed, or each would prepare output blobs for the same transfers
+    # and all but one would throw them away.
+    _CLAIMING.acquire()
+    w.after_commit(_CLAIMING.release)
+    w.on_rollback(_CLAIMING.release)
+    return _claim(w, limit)
 
 
 def _claim(w: Work, limit: int) -> list[Claim]:
@@ -211,7 +216,7 @@ def record(w: Work, outcomes: dict[str, Outcome]) -> dict[str, State]:
     failed = {tid: o.reason for tid, o in outcomes.items()
               if isinstance(o, Failed) and tid in ours}
     if failed:
-        finish_all(w, State.FAILED, failed)
+        finish_all(w, State.FAILED, failed, event=Event.TRANSFER_FAILED)
         states.update(dict.fromkeys(failed, State.FAILED))
     done = [o for tid, o in outcomes.items() if isinstance(o, Done) and tid in ours]
     if done:
@@ -241,6 +246,8 @@ def _record_done(w: Work, done: list[Done], tenant_of: dict[str, str]) -> dict[s
             "input_erased_at": utcnow(), "lease_owner": None, "lease_until": None,
             "state": state})
         states[tid] = state
+        audit.record(w, tenant_of[tid], Event.TRANSFER_PROCESSED, tid)
+        audit.record(w, tenant_of[tid], Event.INPUT_ERASED, tid)
     if deliveries:
         w.execute(_INSERT_D, deliveries)
     w.execute(_PROCESSED, processed)

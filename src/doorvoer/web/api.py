@@ -21,8 +21,7 @@ from pydantic import BaseModel, BeforeValidator
 from starlette.requests import ClientDisconnect
 
 from doorvoer.access.policy import Action, Actor, Resource, authorize
-from doorvoer.accounts.machines import mark_used
-from doorvoer.accounts.signin import sign_in_token
+from doorvoer.accounts.signin import sign_in_token, token_session
 from doorvoer.processes.schemas import ProcessOut
 from doorvoer.processes.service import list_processes, process_named, spec_of
 from doorvoer.processes.spec import FOLDER
@@ -119,7 +118,7 @@ def api_actor(
         raise LoginRequired
     if use.touch:
         with ctx.unit(actor=use.actor, source=client_address(request)) as w:
-            mark_used(w, use.token_id)
+            token_session(w, use)
     return use.actor
 
 
@@ -248,9 +247,10 @@ async def upload_file(
 
     try:
         folder = await step(_folder_for, tenant_id, name, filename)
-    except NoSuchProcess as exc:
-        raise _not_found(str(exc)) from None
-    except NameRefused as exc:
+    except (NoSuchProcess, NameRefused) as exc:
+        await step(inbox.record_refusal, tenant_id, f"{name}/{filename}", str(exc))
+        if isinstance(exc, NoSuchProcess):
+            raise _not_found(str(exc)) from None
         raise HTTPException(400, str(exc)) from None
     limit = ctx.settings.max_file_bytes
     declared = _content_length(request)
@@ -261,6 +261,7 @@ async def upload_file(
     if declared is not None and declared > limit:
         # Refuse before a byte is read: a client that sent `Expect: 100-continue` never
         # sends the body at all.
+        upload.refuse(_too_large(limit))
         await step(upload.interrupt, _too_large(limit))
         return _error(413, _too_large(limit), close=True)
     settled = False

@@ -12,7 +12,6 @@ from doorvoer.access.policy import must_set_up_2fa
 from doorvoer.accounts import signin
 from doorvoer.accounts.errors import Throttled
 from doorvoer.accounts.models import User
-from doorvoer.accounts.sessions import end_session
 from doorvoer.db import utcnow
 from doorvoer.web.cookies import SESSION, clear_cookie, set_cookie
 from doorvoer.web.deps import (
@@ -114,7 +113,7 @@ async def second_factor(request: Request, ctx: CtxDep, viewer: PendingViewerDep)
 async def logout(request: Request, ctx: CtxDep, viewer: PendingViewerDep) -> Response:
     await check_csrf(request, viewer)
     with unit(ctx, request, viewer) as w:
-        end_session(w, request.cookies.get(SESSION.name))
+        signin.sign_out(w, request.cookies.get(SESSION.name), viewer.user)
     response = RedirectResponse("/login", 303)
     clear_cookie(response, SESSION)
     return response

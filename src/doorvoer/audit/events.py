@@ -1,0 +1,68 @@
+"""What the audit log records: one tag per kind of event, shaped `area:subject:verb`
+(like pypi/warehouse's event tags). Each entry's `object` is what was acted on: a
+transfer's id and path, a person's e-mail, a process's name; never file content, never
+a secret."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    # Signing in (people: the portal; accounts: SFTP and API tokens)
+    PORTAL_LOGIN_SUCCEEDED = "portal:login:succeeded"
+    PORTAL_LOGIN_FAILED = "portal:login:failed"
+    PORTAL_LOGOUT = "portal:logout:done"
+    SFTP_LOGIN_SUCCEEDED = "sftp:login:succeeded"
+    SFTP_LOGIN_FAILED = "sftp:login:failed"
+    SFTP_SESSION_STARTED = "sftp:session:started"
+    API_SESSION_STARTED = "api:session:started"
+    API_LOGIN_FAILED = "api:login:failed"
+    # One's own account
+    PASSWORD_CHANGED = "person:password:changed"
+    PASSWORD_RESET = "person:password:reset"
+    TWO_FACTOR_ENABLED = "person:2fa:enabled"
+    TWO_FACTOR_DISABLED = "person:2fa:disabled"
+    RECOVERY_CODE_USED = "person:recovery_code:used"
+    RECOVERY_CODES_RENEWED = "person:recovery_codes:renewed"
+    # Uploads (both doors)
+    UPLOAD_ACCEPTED = "upload:file:accepted"
+    UPLOAD_INTERRUPTED = "upload:file:interrupted"
+    UPLOAD_REFUSED = "upload:file:refused"
+    UPLOAD_RENAMED = "upload:file:renamed"
+    UPLOAD_REMOVED = "upload:file:removed"
+    UPLOAD_DISCARDED = "upload:file:discarded"
+    # Processing, delivery, pickup, erasure
+    TRANSFER_PROCESSED = "transfer:file:processed"
+    TRANSFER_FAILED = "transfer:file:failed"
+    INPUT_ERASED = "transfer:input:erased"
+    OUTPUT_ERASED = "transfer:output:erased"
+    DELIVERY_DONE = "delivery:push:delivered"
+    DELIVERY_FAILED = "delivery:push:failed"
+    OUTBOX_FETCHED = "outbox:file:fetched"
+    OUTBOX_REMOVED = "outbox:file:removed"
+    OUTBOX_EXPIRED = "outbox:file:expired"
+    # Changes to the tenant's set-up, and by whom
+    TENANT_CREATED = "tenant:tenant:created"
+    TENANT_REPORTING_CHANGED = "tenant:reporting:changed"
+    TENANT_CONTRACT_CHANGED = "tenant:contract:changed"
+    USER_CREATED = "user:person:created"
+    USER_INVITED = "user:invitation:sent"
+    USER_INVITATION_REVOKED = "user:invitation:revoked"
+    USER_JOINED = "user:invitation:accepted"
+    USER_REMOVED = "user:person:removed"
+    ACCOUNT_CREATED = "account:sftp:created"
+    TOKEN_CREATED = "token:api:created"
+    TOKEN_REVOKED = "token:api:revoked"
+    PROCESS_APPLIED = "process:spec:applied"
+    CONNECTION_SET = "connection:sftp:set"
+    # Reading the log itself
+    AUDIT_EXPORTED = "audit:log:exported"
+    # Staff: every request for a tenant's data, allowed or denied
+    STAFF_ACCESS_ALLOWED = "staff:access:allowed"
+    STAFF_ACCESS_DENIED = "staff:access:denied"
+
+
+# Events after which the node signs the chain's head at once (grants, instructions,
+# inspection windows, erasures and incidents are added here as they come).
+CHECKPOINT_AT_ONCE = frozenset({Event.TENANT_CREATED})

@@ -1,0 +1,230 @@
+"""The one audit writer (P23): entries join the unit of work of the change they record,
+so a change that commits always has its entry and a rolled-back one never has.
+
+`record` queues an entry on the unit; just before the unit commits, its entries are
+chained, a statement or three per chain: the head row is advanced (which on PostgreSQL
+locks it, so concurrent writers of one chain queue there and the chain stays unbroken;
+on SQLite the writer lock already serializes them), the entries are hashed in order
+and inserted, and the head takes the last hash. Checkpoints are signed heads
+(`notes.py`), issued at once after the events that need one and by `checkpoint_due`
+at least hourly while a chain moves.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, update
+
+from doorvoer.access.policy import Actor, Role
+from doorvoer.audit import chain as chains
+from doorvoer.audit.events import CHECKPOINT_AT_ONCE, Event
+from doorvoer.audit.models import OPERATOR_CHAIN, AuditEntry, AuditHead, Checkpoint
+from doorvoer.db import FastWrite, new_id, utcnow
+from doorvoer.unit import Work
+
+_E: Table = AuditEntry.__table__  # type: ignore[assignment]
+_H: Table = AuditHead.__table__  # type: ignore[assignment]
+_C: Table = Checkpoint.__table__  # type: ignore[assignment]
+_PENDING = "audit"
+_ADVANCE = (update(_H).where(_H.c.chain == bindparam("c"))
+            .values(seq=_H.c.seq + bindparam("n")).returning(_H.c.seq, _H.c.hash))
+_SET_HASH = FastWrite(update(_H).where(_H.c.chain == bindparam("c")))
+_INSERT = FastWrite(insert(_E))
+# A benchmark-only switch (benchmarks/ingest_compare.py): what audit writes cost is
+# measured against the same code without them. Not a setting: no installation runs so.
+SKIP = os.environ.get("DOORVOER_BENCH_SKIP_AUDIT") == "1"
+CHECKPOINT_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Who:
+    """An entry's actor: `kind` person, account, staff or system; staff also name the
+    grant or instruction they relied on."""
+
+    kind: str
+    id: str | None
+    name: str | None
+    role: str | None
+    grant: str | None = None
+    instruction: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "id": self.id, "name": self.name,
+                               "role": self.role}
+        if self.kind == "staff":
+            out.update(grant=self.grant, instruction=self.instruction)
+        return out
+
+
+SYSTEM = Who("system", None, "doorvoer", None)
+
+
+def who(actor: Actor | None) -> Who:
+    """The audit log's view of an access policy actor."""
+    if actor is None:
+        return SYSTEM
+    if actor.role.is_staff:
+        return Who("staff", actor.user_id, actor.name, actor.role.value)
+    if actor.role == Role.ACCOUNT:
+        return Who("account", actor.ref, actor.name, "sftp-account")
+    if actor.scopes is not None:
+        return Who("account", actor.ref, actor.name, "api-token")
+    return Who("person", actor.user_id, actor.name, actor.role.value)
+
+
+def record(w: Work, chain: str | None, event: Event, obj: str | None = None, *,
+           actor: Who | None = None, checkpoint: bool = False) -> None:
+    """An entry in `chain` (a tenant's id; None: the operator's own chain), written
+    with the unit's commit. The actor is the unit's unless given; the source is the
+    unit's. Never pass file content, a secret, or more personal data than needed."""
+    if SKIP:
+        return
+    pending: list[tuple[Any, ...]] = w.state.setdefault(_PENDING, [])
+    pending.append((chain or OPERATOR_CHAIN, utcnow(), actor or who(w.actor), str(event),
+                    obj, w.source, checkpoint or event in CHECKPOINT_AT_ONCE))
+    w.before_commit(_PENDING, lambda: _flush(w))
+
+
+def _flush(w: Work) -> None:
+    pending: list[tuple[Any, ...]] = w.state.pop(_PENDING, [])
+    by_chain: dict[str, list[tuple[Any, ...]]] = {}
+    for item in pending:
+        by_chain.setdefault(item[0], []).append(item)
+    for chain, items in sorted(by_chain.items()):  # one lock order: no deadlock
+        head = w.execute(_ADVANCE, {"c": chain, "n": len(items)}).first()
+        if head is None:
+            start_chain(w, chain)
+            head = w.execute(_ADVANCE, {"c": chain, "n": len(items)}).one()
+        seq, prev = head.seq - len(items), head.hash
+        rows = []
+        for _, at, actor, action, obj, source, _ in items:
+            seq += 1
+            entry = {"seq": seq, "time": chains.rfc3339(at), "actor": actor.as_json(),
+                     "action": action, "object": obj, "source": source, "prev": prev}
+            digest = chains.entry_hash(entry)
+            rows.append({"chain": chain, "seq": seq, "at": at, "actor_kind": actor.kind,
+                         "actor_id": actor.id, "actor_name": actor.name,
+                         "actor_role": actor.role, "grant_id": actor.grant,
+                         "instruction_id": actor.instruction, "action": action,
+                         "object": obj, "source": source, "prev": prev, "hash": digest})
+            prev = digest
+        _INSERT(w.conn, *rows)
+        _SET_HASH(w.conn, {"c": chain, "hash": prev})
+        if any(item[6] for item in items):
+            sign_head(w, chain, chains.Head(seq, prev))
+
+
+def start_chain(w: Work, chain: str) -> None:
+    """A chain's head, before its first entry (a new tenant's, say). Safe to race."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect_insert = pg_insert if w.ctx.engine.dialect.name == "postgresql" else sqlite_insert
+    w.execute(dialect_insert(_H).values(chain=chain, seq=0, hash=chains.GENESIS,
+                                        checkpointed_seq=0).on_conflict_do_nothing())
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def origin(w: Work, chain: str) -> str:
+    return f"doorvoer/{w.settings.resolved_node_name}/{chain}"
+
+
+def checkpoint_text(origin_line: str, head: chains.Head) -> str:
+    """A checkpoint's three lines: origin, the head's seq, base64 of its hash."""
+    raw = base64.b64encode(bytes.fromhex(head.hash)).decode()
+    return f"{origin_line}\n{head.seq}\n{raw}\n"
+
+
+def sign_head(w: Work, chain: str, head: chains.Head) -> str:
+    """Sign the chain's head now and keep the checkpoint; returns the note."""
+    note = w.ctx.signer.sign(checkpoint_text(origin(w, chain), head))
+    now = utcnow()
+    w.execute(insert(_C), {"id": new_id(), "chain": chain, "seq": head.seq,
+                           "hash": head.hash, "signed_at": now, "note": note})
+    w.execute(update(_H).where(_H.c.chain == chain)
+              .values(checkpointed_seq=head.seq, checkpointed_at=now))
+    return note
+
+
+def checkpoint_due(w: Work, now: datetime | None = None) -> int:
+    """Sign every chain that moved since its last checkpoint, at least hourly. Returns
+    how many were signed."""
+    now = now or utcnow()
+    due = w.execute(select(_H.c.chain, _H.c.seq, _H.c.hash).where(
+        _H.c.seq > _H.c.checkpointed_seq,
+        (_H.c.checkpointed_at.is_(None)) | (_H.c.checkpointed_at <= now - CHECKPOINT_EVERY)
+    ).with_for_update(skip_locked=True)).all()
+    for row in due:
+        sign_head(w, row.chain, chains.Head(row.seq, row.hash))
+    return len(due)
+
+
+def checkpoints(w: Work, chain: str) -> list[Checkpoint]:
+    return list(w.session.scalars(select(Checkpoint).where(Checkpoint.chain == chain)
+                                  .order_by(Checkpoint.seq, Checkpoint.signed_at)))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def as_entry(row: Any) -> dict[str, Any]:
+    """A stored entry as the export has it."""
+    actor = Who(row.actor_kind, row.actor_id, row.actor_name, row.actor_role,
+                row.grant_id, row.instruction_id)
+    return {"seq": row.seq, "time": chains.rfc3339(row.at), "actor": actor.as_json(),
+            "action": row.action, "object": row.object, "source": row.source,
+            "prev": row.prev, "hash": row.hash}
+
+
+def entries(w: Work, chain: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """The whole chain, oldest first, a batch at a time (bounded memory)."""
+    after = 0
+    while True:
+        rows = w.execute(select(_E).where(_E.c.chain == chain, _E.c.seq > after)
+                         .order_by(_E.c.seq).limit(batch)).all()
+        for row in rows:
+            yield as_entry(row)
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+
+
+def search(w: Work, chain: str, *, kind: str | None = None, action: str | None = None,
+           since: datetime | None = None, until: datetime | None = None,
+           offset: int = 0, limit: int = 50) -> Page:
+    """Entries newest first, filtered by actor kind, action (a prefix: `sftp:` or
+    `upload:file:accepted`) and time."""
+    from sqlalchemy import func
+
+    conds = [_E.c.chain == chain]
+    if kind:
+        conds.append(_E.c.actor_kind == kind)
+    if action:
+        conds.append(_E.c.action.startswith(action, autoescape=True))
+    if since is not None:
+        conds.append(_E.c.at >= since)
+    if until is not None:
+        conds.append(_E.c.at < until)
+    total = w.execute(select(func.count()).select_from(_E).where(*conds)).scalar() or 0
+    rows = w.execute(select(_E).where(*conds).order_by(_E.c.seq.desc())
+                     .offset(offset).limit(limit)).all()
+    return Page([as_entry(r) for r in rows], total)
+
+
+def head_of(w: Work, chain: str) -> chains.Head:
+    row = w.execute(select(_H.c.seq, _H.c.hash).where(_H.c.chain == chain)).first()
+    return chains.Head(row.seq, row.hash) if row is not None else chains.Head(0, chains.GENESIS)
