@@ -53,11 +53,15 @@ def test_unless_waiting_takes_only_a_free_sqlite_lock(ctx: Context, database_url
 def test_a_held_writer_lock_does_not_stall_the_doors(own_node: OwnNode,
                                                      sqlite_url: str) -> None:
     ctx, node, login = own_node(sqlite_url)
-    holder = _hold_writer_lock(ctx)
+    holder: subprocess.Popen[str] | None = None
 
     async def go() -> None:
+        nonlocal holder
+        # Signing in writes (its audit entry), so both sessions start before the lock
+        # is taken elsewhere; what follows must not wait for it unless it writes.
         uploader, up = await asftp(node.port, login)
         other, looker = await asftp(node.port, login)
+        holder = await asyncio.to_thread(_hold_writer_lock, ctx)
 
         async def upload() -> None:
             async with up.open("/inbox/orders/week1.csv", "wb") as f:
@@ -72,6 +76,7 @@ def test_a_held_writer_lock_does_not_stall_the_doors(own_node: OwnNode,
         assert (await asyncio.wait_for(looker.stat("/inbox/orders"), 5)).permissions
         assert time.monotonic() - started < 2
         assert not task.done()
+        assert holder is not None
         holder.communicate("", timeout=10)  # the other writer is done
         await asyncio.wait_for(task, 20)
         uploader.close()
@@ -80,7 +85,7 @@ def test_a_held_writer_lock_does_not_stall_the_doors(own_node: OwnNode,
     try:
         asyncio.run(go())
     finally:
-        if holder.poll() is None:
+        if holder is not None and holder.poll() is None:
             holder.communicate("", timeout=10)
     done = wait_for(lambda: [t for t in transfers_of(ctx) if t.state == State.READY],
                     what="the upload processed once the lock was free")

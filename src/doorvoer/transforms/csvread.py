@@ -51,7 +51,15 @@ from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.decoding import Utf8Reader
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.inference import TEXT, ColumnType, infer_types
-from doorvoer.transforms.pipes import NULL, NULL_MARK, Feed, encode_rows, identifier, view_sql
+from doorvoer.transforms.pipes import (
+    NULL,
+    NULL_MARK,
+    Feed,
+    encode_rows,
+    identifier,
+    unique_names,
+    view_sql,
+)
 from doorvoer.transforms.spec import ReadSpec
 
 # A record spanning several lines may be at most this long: a quoted value that
@@ -157,7 +165,7 @@ class CsvInput:
             raise TransformError("csv", f"more than {MAX_COLUMNS} columns")
         self._width = len(record)
         if self._spec.header:
-            self.columns = _column_names(record)
+            self.columns = unique_names(record)
         else:
             self.columns = [f"column{i}" for i in range(1, self._width + 1)]
 
@@ -383,21 +391,3 @@ def _too_long(line: int, limit: int) -> TransformError:
         "(is a closing quote missing?)",
         line=line,
     )
-
-
-def _column_names(header: list[str]) -> list[str]:
-    """Header values as unique column names; names given in the header win."""
-    wanted = [value or f"column{position}" for position, value in enumerate(header, start=1)]
-    names: list[str | None] = []
-    taken: set[str] = set()
-    for name in wanted:
-        names.append(None if name in taken else name)
-        taken.add(name)
-    for index, name in enumerate(wanted):
-        if names[index] is None:
-            suffix = 1
-            while f"{name}_{suffix}" in taken:
-                suffix += 1
-            names[index] = f"{name}_{suffix}"
-            taken.add(f"{name}_{suffix}")
-    return [name for name in names if name is not None]

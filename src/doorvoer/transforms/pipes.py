@@ -251,3 +251,21 @@ class Feed:
     def close(self) -> None:
         self.abandon()
         self.pipe.close()
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """Header values as unique column names; names given in the header win."""
+    wanted = [value or f"column{position}" for position, value in enumerate(header, start=1)]
+    names: list[str | None] = []
+    taken: set[str] = set()
+    for name in wanted:
+        names.append(None if name in taken else name)
+        taken.add(name)
+    for index, name in enumerate(wanted):
+        if names[index] is None:
+            suffix = 1
+            while f"{name}_{suffix}" in taken:
+                suffix += 1
+            names[index] = f"{name}_{suffix}"
+            taken.add(f"{name}_{suffix}")
+    return [name for name in names if name is not None]
