@@ -5,6 +5,8 @@ and without a benchmark-only switch.
     .venv/bin/python benchmarks/ingest_compare.py --ref 43b4dbc       # it vs the work tree
     .venv/bin/python benchmarks/ingest_compare.py --ref A --ref B     # two commits
     .venv/bin/python benchmarks/ingest_compare.py --env NAME=VAR=1    # a switch, work tree
+    .venv/bin/python benchmarks/ingest_compare.py --ref A --ref B --env-on B \
+        --env noaudit=DOORVOER_BENCH_SKIP_AUDIT=1                     # both at once
 
 Each variant is a `doorvoer serve` node of its own (its own data dir, SQLite, default
 settings but a 1 s fetch grace), started from a git worktree of the commit (`--ref`) or
@@ -36,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sftp_bench import (  # the benchmark's own helpers, beside this file
     CIPHER,
+    INSTRUCTION,
     SPEC,
     BenchError,
     free_port,
@@ -66,10 +69,20 @@ class Variant:
     def environ(self) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(self.src), **self.env}
 
-    def doorvoer(self, *args: str) -> None:
+    def doorvoer(self, *args: str) -> str:
         assert self.data is not None
-        run([sys.executable, "-m", "doorvoer", *args, "--data-dir", str(self.data)], 180,
-            f"{self.name}: doorvoer {' '.join(args[:2])}", env=self.environ())
+        return run([sys.executable, "-m", "doorvoer", *args, "--data-dir", str(self.data)],
+                   180, f"{self.name}: doorvoer {' '.join(args[:2])}",
+                   env=self.environ()).stdout
+
+    def instruction(self) -> list[str]:
+        """`--instruction ID` for the set-up's changes, where the variant's code asks
+        for one (from the commit that brought instructions on)."""
+        probe = subprocess.run([sys.executable, "-m", "doorvoer", "instruction", "--help"],
+                               env=self.environ(), capture_output=True, check=False)
+        if probe.returncode != 0:
+            return []
+        return ["--instruction", self.doorvoer(*INSTRUCTION).split()[1]]
 
 
 def _worktree(ref: str, into: Path) -> Path:
@@ -83,10 +96,11 @@ def _start(v: Variant, work: Path, key: Path) -> None:
     v.doorvoer("init")
     (v.data / "doorvoer.toml").write_text("fetch_grace_s = 1.0\n")
     v.doorvoer("tenant", "create", TENANT, "--name", "Bench B.V.")
-    v.doorvoer("account", "create", TENANT, ACCOUNT, "--ssh-key", f"{key}.pub")
+    ident = v.instruction()
+    v.doorvoer("account", "create", TENANT, ACCOUNT, "--ssh-key", f"{key}.pub", *ident)
     spec = work / "bench.yaml"
     spec.write_text(SPEC)
-    v.doorvoer("process", "apply", TENANT, str(spec))
+    v.doorvoer("process", "apply", TENANT, str(spec), *ident)
     v.port = free_port()
     http = free_port()
     log = work / f"{v.name}.log"
@@ -171,7 +185,11 @@ def main() -> int:
                     help="a commit to compare (repeatable); with one, the work tree is "
                          "the second variant")
     ap.add_argument("--env", action="append", default=[],
-                    help="NAME=VAR=VALUE: a variant of the work tree with VAR set")
+                    help="NAME=VAR=VALUE: a variant with VAR set, of the work tree or of "
+                         "the commit given with --env-on")
+    ap.add_argument("--env-on", default=None,
+                    help="the --ref whose tree the --env variants run (default: the work "
+                         "tree)")
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--bytes", type=int, default=4096)
     ap.add_argument("--rounds", type=int, default=3)
@@ -188,10 +206,15 @@ def main() -> int:
             trees.append(tree)
         if len(args.ref) < 2:
             variants.append(Variant("worktree", REPO / "src"))
+        env_src = REPO / "src"
+        if args.env_on is not None:
+            if args.env_on not in args.ref:
+                raise BenchError("--env-on names one of the --ref commits")
+            env_src = variants[args.ref.index(args.env_on)].src
         for spec in args.env:
             name, _, assignment = spec.partition("=")
             var, _, value = assignment.partition("=")
-            variants.append(Variant(name, REPO / "src", {var: value}))
+            variants.append(Variant(name, env_src, {var: value}))
         if len(variants) < 2:
             raise BenchError("give at least two variants (--ref, --env)")
         key = work / "client_key"

@@ -479,6 +479,11 @@ def start_bare(env: Env) -> None:
         raise BenchError(f"{exc}\n  its log:\n{tail(log)}") from None
 
 
+INSTRUCTION = ("instruction", "add", "--tenant", "bench", "--asked-by", "the benchmark",
+               "--channel", "email", "--reference", "benchmark set-up",
+               "--text", "an account and the benchmark's process")
+
+
 def doorvoer(env: Env, *args: str, stdin: str | None = None) -> str:
     assert env.data_dir is not None
     return run([*env.doorvoer_cmd, *args, "--data-dir", str(env.data_dir)], 180,
@@ -494,11 +499,13 @@ def start_doorvoer(env: Env) -> None:
     # erased 1 s after its download instead of 10 s).
     (env.data_dir / "doorvoer.toml").write_text("fetch_grace_s = 1.0\n")
     doorvoer(env, "tenant", "create", TENANT, "--name", "Bench B.V.")
+    said = doorvoer(env, *INSTRUCTION)  # staff changes name the tenant's instruction
+    ident = ["--instruction", said.split()[1]]
     doorvoer(env, "account", "create", TENANT, ACCOUNT, "--ssh-key",
-             str(env.client_key) + ".pub")
+             str(env.client_key) + ".pub", *ident)
     spec = env.work / "bench.yaml"
     spec.write_text(SPEC)
-    doorvoer(env, "process", "apply", TENANT, str(spec))
+    doorvoer(env, "process", "apply", TENANT, str(spec), *ident)
     from doorvoer.app import free_ports
 
     port, http_port = free_ports("127.0.0.1", 0, 0)

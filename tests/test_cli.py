@@ -73,24 +73,52 @@ def test_tenant_account_process_flow(cli, tmp_path: Path) -> None:  # type: igno
     key = asyncssh.generate_private_key("ssh-ed25519")
     pub = tmp_path / "k.pub"
     pub.write_bytes(key.export_public_key())
-    r = cli("account", "create", "acme", "robot", "--ssh-key", str(pub), "--password-stdin",
-            input="a-long-enough-password\n")
+    # A change to a tenant's data by staff needs the tenant's instruction (P10).
+    r = cli("account", "create", "acme", "robot", "--ssh-key", str(pub))
+    assert r.exit_code == 1 and "needs an instruction" in r.output
+    r = cli("account", "create", "acme", "robot", "--ssh-key", str(pub),
+            "--instruction", "0" * 32)
+    assert r.exit_code == 1 and "no instruction" in r.output
+    r = cli("instruction", "add", "--tenant", "acme", "--asked-by", "Piet (acme IT)",
+            "--channel", "fax", "--reference", "x", "--text", "x")
+    assert r.exit_code == 1 and "channel" in r.output
+    r = cli("instruction", "add", "--tenant", "acme", "--asked-by", "Piet (acme IT)",
+            "--channel", "email", "--reference", "mail of 2026-12-07 09:12",
+            "--text", "Set up the orders feed", "--asked-at", "2026-12-07T09:12")
     assert r.exit_code == 0, r.output
-    r = cli("account", "create", "acme", "weak", "--password-stdin", input="short\n")
+    ident = r.output.split()[1]
+    listed = json.loads(cli("instruction", "list", "--tenant", "acme", "--json").stdout)
+    assert [i["id"] for i in listed] == [ident] and listed[0]["channel"] == "email"
+    r = cli("account", "create", "acme", "robot", "--ssh-key", str(pub), "--password-stdin",
+            "--instruction", ident, input="a-long-enough-password\n")
+    assert r.exit_code == 0, r.output
+    r = cli("account", "create", "acme", "weak", "--password-stdin", "--instruction", ident,
+            input="short\n")
     assert r.exit_code == 1 and "too short" in r.output
     bad = tmp_path / "bad.pub"
     bad.write_text("not a key")
-    r = cli("account", "create", "acme", "x", "--ssh-key", str(bad))
+    r = cli("account", "create", "acme", "x", "--ssh-key", str(bad), "--instruction", ident)
     assert r.exit_code == 1 and "public key" in r.output
 
     spec = tmp_path / "orders.yaml"
     spec.write_text(SPEC)
     r = cli("process", "apply", "acme", str(spec))
+    assert r.exit_code == 1 and "needs an instruction" in r.output
+    r = cli("process", "apply", "acme", str(spec), "--instruction", ident)
     assert r.exit_code == 0 and "/inbox/orders/" in r.output
     r = cli("process", "list", "acme", "--json")
     assert json.loads(r.stdout)[0]["name"] == "orders"
     spec.write_text(SPEC.replace("SELECT *", "SELECT 1 AS one,"))
-    assert "v2" in cli("process", "apply", "acme", str(spec)).output
+    assert "v2" in cli("process", "apply", "acme", str(spec), "--instruction", ident).output
+    # The tenant's log names the instruction for each change made under it.
+    entries = [json.loads(line) for line in
+               cli("audit", "export", "--tenant", "acme").stdout.splitlines()]
+    under = [e for e in entries if e["actor"].get("instruction") == ident]
+    assert [e["action"] for e in under] == ["account:sftp:created", "process:spec:applied",
+                                            "process:spec:applied"]
+    assert all(e["actor"]["kind"] == "staff" and e["actor"]["name"].startswith("cli:")
+               for e in under)
+    assert "instruction:record:filed" in [e["action"] for e in entries]
 
 
 @pytest.mark.parametrize(("broken", "expected"), [
@@ -109,7 +137,9 @@ def test_spec_errors_name_file_line_and_field(cli, tmp_path: Path, broken: str, 
     cli("tenant", "create", "acme", "--name", "Acme")
     spec = tmp_path / "broken.yaml"
     spec.write_text(broken)
-    r = cli("process", "apply", "acme", str(spec))
+    r = cli("instruction", "add", "--tenant", "acme", "--asked-by", "x", "--channel", "phone",
+            "--reference", "call", "--text", "change it")
+    r = cli("process", "apply", "acme", str(spec), "--instruction", r.output.split()[1])
     assert r.exit_code == 1
     assert str(spec) in r.output
     assert expected in r.output.replace("\n", " ") or expected in r.output

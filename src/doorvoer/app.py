@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 POLL_S = 0.5
 HOUSEKEEPING_S = 1.0
+GRANTS_AND_CHECKPOINTS_S = 10.0  # grants end and chains are signed this soon after due
 CHECKPOINT_S = 10.0
 
 
@@ -76,6 +77,7 @@ class Node:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: bool = False
     _checkpointed: float = 0.0
+    _signed_at: float = 0.0
 
     @property
     def http_port(self) -> int:
@@ -139,6 +141,10 @@ class Node:
         await asyncio.to_thread(jobs.heartbeat, self.ctx)
         await asyncio.to_thread(jobs.housekeeping, self.ctx)
         loop = asyncio.get_running_loop()
+        if loop.time() - self._signed_at >= GRANTS_AND_CHECKPOINTS_S:
+            await jobs.grant_expiry(self.ctx)
+            await asyncio.to_thread(jobs.checkpoints_due, self.ctx)
+            self._signed_at = loop.time()
         if loop.time() - self._checkpointed >= CHECKPOINT_S:
             # Erased keys leave SQLite's WAL file within this time (P3).
             await asyncio.to_thread(checkpoint, self.ctx.engine)

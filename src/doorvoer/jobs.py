@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from email.message import EmailMessage
 
+from doorvoer import mail
+from doorvoer.audit import service as audit
 from doorvoer.context import Context
 from doorvoer.delivery import service as delivery
+from doorvoer.support import service as support
 from doorvoer.transfers import lifecycle, pushes
 from doorvoer.transfers.service import live_count
+from doorvoer.unit import Work
 
 log = logging.getLogger("doorvoer.jobs")
 
@@ -67,3 +73,26 @@ def residue_sweep(ctx: Context) -> int:
 
 def in_flight(ctx: Context) -> int:
     return ctx.run(live_count, write=False)
+
+
+# ---------------------------------------------------------------- audit and support access
+
+
+def _with_mail(ctx: Context, fn: Callable[[Work], int]) -> tuple[int, list[EmailMessage]]:
+    with ctx.unit() as w:
+        done = fn(w)
+    return done, w.outgoing
+
+
+async def grant_expiry(ctx: Context) -> int:
+    """Lapse unanswered support requests and end grants whose time is up, and tell the
+    tenants (mail goes out once the change committed)."""
+    done, outgoing = await asyncio.to_thread(_with_mail, ctx, support.expire_due)
+    for msg in outgoing:
+        await mail.send(ctx.settings, msg)
+    return done
+
+
+def checkpoints_due(ctx: Context) -> int:
+    """Sign the head of every chain that moved and was not signed for an hour."""
+    return ctx.run(audit.checkpoint_due)

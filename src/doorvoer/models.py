@@ -14,6 +14,7 @@ from doorvoer.audit.models import AuditEntry, AuditHead, Checkpoint
 from doorvoer.db import Base
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
+from doorvoer.support.models import Grant, Instruction, SupportMessage
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.models import Delivery, Transfer
 from doorvoer.vault.models import BlobKey
@@ -31,9 +32,12 @@ __all__ = [
     "Connection",
     "Delivery",
     "EmailToken",
+    "Grant",
+    "Instruction",
     "LoginFailure",
     "Process",
     "RecoveryCode",
+    "SupportMessage",
     "Tenant",
     "Transfer",
     "User",

@@ -17,9 +17,11 @@ from fastapi.routing import APIRoute
 
 from doorvoer.access.policy import Role
 from doorvoer.accounts.machines import SCOPES, create_token
+from doorvoer.accounts.models import User
 from doorvoer.accounts.people import create_user
 from doorvoer.accounts.sessions import start_session
 from doorvoer.context import Context
+from doorvoer.support import service as support
 from doorvoer.tenants.service import require_tenant
 from doorvoer.web.app import create_app
 from doorvoer.web.cookies import SESSION
@@ -80,6 +82,17 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/t/{slug}/tokens"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/tokens"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/tokens/{token_id}/revoke"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/gdpr"): TENANT_FULL,
+    ("POST", "/t/{slug}/gdpr/instructions"): TENANT_FULL,
+    ("POST", "/t/{slug}/gdpr/grants/{grant_id}/approve"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/gdpr/grants/{grant_id}/refuse"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/gdpr/grants/{grant_id}/revoke"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/audit"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),
+    ("GET", "/support"): frozenset({SUPPORT}),
+    ("POST", "/support/requests"): frozenset({SUPPORT}),
+    ("GET", "/operator/grants"): frozenset({OPADMIN}),
     ("GET", "/operator"): STAFF,
     ("GET", "/operator/tenants"): STAFF,
     ("POST", "/operator/tenants"): frozenset({OPADMIN}),
@@ -91,6 +104,16 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/transfers/{transfer_id}"): frozenset({TOKEN}),
     ("GET", "/api/v1/processes"): frozenset({TOKEN, OTHER_TOKEN}),
     ("PUT", "/api/v1/processes/{name}/files/{filename}"): frozenset({TOKEN}),
+    # Tokens made by each tenant's admin: the audit log and grants of their own tenant.
+    ("GET", "/api/v1/audit/entries"): frozenset({TOKEN, OTHER_TOKEN}),
+    ("GET", "/api/v1/audit/checkpoints"): frozenset({TOKEN, OTHER_TOKEN}),
+    ("GET", "/api/v1/audit/verify"): frozenset({TOKEN, OTHER_TOKEN}),
+    ("GET", "/api/v1/grants"): frozenset({TOKEN, OTHER_TOKEN}),
+    # {grant_id} is a request of acme: another tenant's token finds nothing (404).
+    # Nobody approves here, since no test code is a valid one (test_grants.py approves).
+    ("POST", "/api/v1/grants/{grant_id}/approve"): frozenset(),
+    ("POST", "/api/v1/grants/{grant_id}/refuse"): frozenset({TOKEN}),
+    ("POST", "/api/v1/grants/{grant_id}/revoke"): frozenset({TOKEN}),
 }
 
 # How the portal turns a person away: 403, or a redirect to log in (with `next`) or to
@@ -106,6 +129,8 @@ class World:
     clients: dict[str, httpx.Client]
     csrf: dict[str, str]
     transfer_id: str
+    grant_id: str
+    users: dict[str, str]  # role key -> user id
 
 
 def _session_client(ctx: Context, base_url: str, email: str | None) -> tuple[httpx.Client, str]:
@@ -113,8 +138,6 @@ def _session_client(ctx: Context, base_url: str, email: str | None) -> tuple[htt
     if email is None:
         return client, ""
     from sqlalchemy import select
-
-    from doorvoer.accounts.models import User
 
     with ctx.unit() as w:
         user = w.session.scalars(select(User).where(User.email == email)).one()
@@ -141,6 +164,7 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
     }
     emails = {}
     tokens = {}
+    users = {}
     with ctx.unit() as w:
         for key, (role, slug, perms) in people.items():
             tenant_id = require_tenant(w, slug).id if slug else None
@@ -151,9 +175,14 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
 
                 user.totp_secret = totp.seal_secret(ctx.sealer, user, totp.new_secret())
             emails[key] = email
-        for key, slug in ((TOKEN, "acme"), (OTHER_TOKEN, "globex")):
-            tokens[key] = create_token(w, require_tenant(w, slug).id, None, f"matrix {key}",
-                                       SCOPES, days=1).secret
+            w.session.flush()
+            users[key] = user.id
+        for key, slug, maker in ((TOKEN, "acme", ADMIN), (OTHER_TOKEN, "globex", OTHER)):
+            tokens[key] = create_token(w, require_tenant(w, slug).id, users[maker],
+                                       f"matrix {key}", SCOPES, days=1).secret
+        staff = w.session.get_one(User, users[SUPPORT])
+        grant_id = support.request_grant(w, staff, require_tenant(w, "acme"), "matrix",
+                                         "M-1", ["reports"]).id
     node = root.NodeThread(ctx, web=True).start()
     clients, csrf = {}, {}
     for key in PEOPLE:
@@ -175,7 +204,7 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
 
     asyncio.run(upload())
     transfer_id = root.wait_for(lambda: root.transfers_of(ctx))[0].id
-    yield World(ctx, node, clients, csrf, transfer_id)
+    yield World(ctx, node, clients, csrf, transfer_id, grant_id, users)
     for c in clients.values():
         c.close()
     node.stop()
@@ -201,7 +230,8 @@ def _concrete(world: World, path: str) -> str:
     return (path.replace("{slug}", "acme").replace("{transfer_id}", world.transfer_id)
             .replace("{name}", "orders").replace("{filename}", "matrix.csv")
             .replace("{token}", "not-a-real-token").replace("{invitation_id}", "0" * 32)
-            .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32))
+            .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32)
+            .replace("{grant_id}", world.grant_id))
 
 
 def _allowed(response: httpx.Response, api: bool) -> bool:
@@ -233,9 +263,84 @@ def test_every_role_gets_what_the_table_says(world: World) -> None:
                 r = client.get(url)
             elif method == "PUT":
                 r = client.put(url, content=b"id;name;amount\n1;a;1,00\n")
+            elif path.startswith("/api/"):  # a body that passes validation
+                r = client.request(method, url, json={"scopes": ["reports"], "hours": 1,
+                                                      "code": "000000"})
             else:
                 r = client.request(method, url, data={"csrf": world.csrf.get(role, "")})
             if _allowed(r, path.startswith("/api/")) != (role in expected):
                 wrong.append(f"{method} {path} as {role}: {r.status_code} "
                              f"{r.headers.get('location', '')}")
     assert not wrong, "\n".join(wrong)
+
+
+# ---------------------------------------------------------------- staff × scope × grant state
+
+# What an active grant's scope opens to the support user holding it, on its tenant:
+# stated here as a table of routes, independently of the policy's table of actions.
+SCOPE_ROUTES: dict[str, frozenset[tuple[str, str]]] = {
+    "reports": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
+                          ("GET", "/t/{slug}/transfers")}),
+    "config": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
+                         ("GET", "/t/{slug}/processes")}),
+    "inspect": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard")}),
+}
+GRANT_STATES = ("none", "pending", "active", "refused", "expired", "revoked")
+
+
+def _set_grant(world: World, staff: str, scope: str, state: str) -> None:
+    """The staff member holds exactly one grant of acme, in `state` ("expired": active
+    in the table but past its time, before any job wrote it down)."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    from doorvoer.db import utcnow
+    from doorvoer.support.models import Grant, GrantState
+
+    now = utcnow()
+    with world.ctx.unit() as w:
+        w.session.execute(delete(Grant))
+        if state == "none":
+            return
+        stored = GrantState.ACTIVE if state == "expired" else GrantState(state)
+        w.session.add(Grant(
+            tenant_id=require_tenant(w, "acme").id, staff_id=world.users[staff],
+            staff_email=f"{staff}@example.org", reason="matrix", ticket="M",
+            requested_scopes=scope, scopes=scope if state != "pending" else "",
+            state=stored.value, requested_at=now - timedelta(hours=2),
+            expires_at=now - timedelta(minutes=1) if state == "expired"
+            else now + timedelta(hours=1)))
+
+
+def test_staff_reach_a_tenant_only_through_an_active_grant_within_its_scope(
+        world: World) -> None:
+    from doorvoer.audit import service as audit
+
+    routes = [r for r in _routes(world) if r[1].startswith("/t/{slug}")]
+    assert routes and all(r in EXPECTED for r in routes)
+    wrong, asked = [], 0
+    for staff in sorted(STAFF):
+        for scope in SCOPE_ROUTES:
+            for state in GRANT_STATES:
+                _set_grant(world, staff, scope, state)
+                client = world.clients[staff]
+                for method, path in routes:
+                    url = _concrete(world, path)
+                    r = client.get(url) if method == "GET" else client.request(
+                        method, url, data={"csrf": world.csrf[staff]})
+                    asked += 1
+                    expected = (staff == SUPPORT and state == "active"
+                                and (method, path) in SCOPE_ROUTES[scope])
+                    if _allowed(r, False) != expected:
+                        wrong.append(f"{staff} {scope} {state}: {method} {path} -> "
+                                     f"{r.status_code} {r.headers.get('location', '')}")
+    assert not wrong, "\n".join(wrong)
+    # Every one of those requests is in acme's audit chain, allowed or denied.
+    with world.ctx.reading() as w:
+        logged = [e for e in audit.entries(w, require_tenant(w, "acme").id)
+                  if str(e["action"]).startswith("staff:access:")]
+    assert len(logged) == asked
+    allowed = [e for e in logged if e["action"] == "staff:access:allowed"]
+    assert len(allowed) == sum(len(r) for r in SCOPE_ROUTES.values())
+    assert all(e["actor"]["grant"] for e in allowed)  # type: ignore[index]

@@ -207,3 +207,73 @@ def test_transfers_report_charts_render(browser: Browser, portal, tmp_path: Path
     shot = tmp_path / "transfers-report.png"  # docs/ has one with more data: scripts/
     page.screenshot(path=str(shot), full_page=True)  # report-screenshot makes it
     assert shot.stat().st_size > 20_000
+
+
+def _with_totp(ctx: Context, email: str, role: Role, tenant: str | None) -> pyotp.TOTP:
+    from doorvoer.accounts import totp as totps
+    from doorvoer.db import utcnow
+
+    secret = totps.new_secret()
+    with ctx.unit() as w:
+        tenant_id = require_tenant(w, tenant).id if tenant else None
+        user = create_user(w, email, email.split("@")[0], role, tenant_id, PASSWORD)
+        w.session.flush()
+        user.totp_secret = totps.seal_secret(ctx.sealer, user, secret)
+        user.totp_enabled_at = utcnow()
+    return pyotp.TOTP(secret)
+
+
+def test_support_asks_the_admin_approves_then_revokes_and_the_audit_log_shows_it(
+        browser: Browser, portal) -> None:  # type: ignore[no-untyped-def]
+    ctx, base, mail = portal
+    used: set[str] = set()
+    boss = _with_totp(ctx, "boss@acme.example", Role.TENANT_ADMIN, "acme")
+    helper = _with_totp(ctx, "helpdesk@doorvoer.example", Role.SUPPORT, None)
+
+    support = _page(browser)
+    _login(support, base, "helpdesk@doorvoer.example", PASSWORD)
+    support.fill("input[name=code]", _next_code(helper, used))
+    support.click("button[type=submit]")
+    support.goto(f"{base}/t/acme/transfers")
+    expect(support.locator("main")).to_contain_text("no active grant")
+    support.click("main >> text=Support access")
+    support.select_option("select[name=tenant]", "acme")
+    support.fill("input[name=ticket]", "SUP-7")
+    support.fill("textarea[name=reason]", "Two files failed last night")
+    support.click("button:has-text('Ask for access')")
+    expect(support.locator(".notice")).to_contain_text("Nothing is open")
+    mail.wait_for("boss@acme.example", "Support asks for access")
+
+    admin = _page(browser)
+    _login(admin, base, "boss@acme.example", PASSWORD)
+    admin.fill("input[name=code]", _next_code(boss, used))
+    admin.click("button[type=submit]")
+    admin.click("nav >> text=GDPR")
+    expect(admin.locator("#requests")).to_contain_text("helpdesk@doorvoer.example")
+    admin.select_option("select[name=hours]", "4")
+    admin.click("button:has-text('Approve')")
+    expect(admin.locator(".notice")).to_contain_text("Access approved")
+    expect(admin.locator("#active")).to_contain_text("SUP-7")
+
+    support.goto(f"{base}/support")
+    support.click("text=Open Acme")
+    support.click("nav >> text=Transfers")
+    expect(support.locator("h1")).to_contain_text("Transfers")
+    expect(support.locator("main")).to_contain_text("week1.csv")
+
+    admin.goto(f"{base}/t/acme/gdpr")
+    admin.click("#active >> button:has-text('Revoke')")
+    expect(admin.locator(".notice")).to_contain_text("Access revoked")
+
+    support.click("nav >> text=Dashboard")  # the next click after the revocation
+    expect(support.locator("h1")).to_have_text("Not allowed")
+    expect(support.locator("main")).to_contain_text("no active grant")
+
+    admin.click("nav >> text=Audit log")
+    table = admin.locator("#audit-entries")
+    for action in ("grant:access:revoked", "staff:access:denied", "staff:access:allowed",
+                   "grant:access:first_used", "grant:request:approved",
+                   "grant:request:created"):
+        expect(table).to_contain_text(action)
+    admin.click("text=Verify now")
+    expect(admin.locator("#chain .notice")).to_contain_text("The chain holds")

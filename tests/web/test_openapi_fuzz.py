@@ -10,6 +10,11 @@ import sys
 from pathlib import Path
 
 from conftest import CSV_SPEC, add_tenant
+from doorvoer.access.policy import Role
+from doorvoer.accounts.machines import SCOPES
+from doorvoer.accounts.people import create_user
+from doorvoer.support import service as support
+from doorvoer.tenants.service import require_tenant
 from web.api_support import start_web, stop_web
 
 # The API cannot tell in its document which names a tenant's process takes (that is in
@@ -26,9 +31,20 @@ def test_schemathesis_finds_nothing_against_the_served_document(tmp_path: Path,
     web = start_web(tmp_path, database_url, "other")
     try:
         add_tenant(web.ctx, tmp_path, "fuzz", ANY_NAME_SPEC)
-        token = web.token("fuzz", ["upload", "transfers:read", "processes:read"])
+        with web.ctx.unit() as w:  # an admin's token: the audit log and grants too
+            admin = create_user(w, "fuzz-admin@example.org", "Fuzz", Role.TENANT_ADMIN,
+                                require_tenant(w, "fuzz").id, None)
+            w.session.flush()
+            admin_id = admin.id
+            staff = create_user(w, "fuzz-support@example.org", "Support", Role.SUPPORT,
+                                None, None)
+            # A request to list, refuse and revoke: a random id finds nothing (404).
+            grant_id = support.request_grant(w, staff, require_tenant(w, "fuzz"), "fuzz",
+                                             "F-1", ["reports"]).id
+        token = web.token("fuzz", SCOPES, created_by=admin_id)
         work = tmp_path / "schemathesis"
         work.mkdir()
+        (work / "schemathesis.toml").write_text(f'[parameters]\ngrant_id = "{grant_id}"\n')
         result = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run",
              f"{web.node.base_url}/api/v1/openapi.json",
@@ -46,6 +62,6 @@ def test_schemathesis_finds_nothing_against_the_served_document(tmp_path: Path,
         report = result.stdout[-20000:] + result.stderr[-5000:]
         assert result.returncode == 0, report
         assert "No issues found" in result.stdout, report
-        assert "4 selected / 4 total" in result.stdout, report
+        assert "11 selected / 11 total" in result.stdout, report
     finally:
         stop_web(web)

@@ -185,7 +185,7 @@ def test_making_a_token_needs_a_fresh_second_factor_check(web: Web) -> None:
     assert tokens_of(web, "acme") == []
 
 
-def test_a_token_is_a_member_within_its_scopes_and_its_makers_rights(
+def test_a_token_acts_within_its_scopes_and_its_makers_rights(
         ctx: Context, tmp_path: Path) -> None:
     add_tenant(ctx, tmp_path, "acme")
     with ctx.unit() as w:
@@ -198,7 +198,8 @@ def test_a_token_is_a_member_within_its_scopes_and_its_makers_rights(
         use = token_actor(w, made.secret)
     assert use is not None and use.touch
     actor = use.actor
-    assert (actor.user_id, actor.role, actor.tenant_id) == (None, Role.TENANT_MEMBER,
+    # An admin's token: the admin's role, but never beyond its scopes.
+    assert (actor.user_id, actor.role, actor.tenant_id) == (None, Role.TENANT_ADMIN,
                                                             tenant_id)
     assert allowed_actions(actor) == {Action.UPLOAD, Action.VIEW_TRANSFERS}
     assert is_allowed(actor, Action.UPLOAD, Resource(tenant_id))

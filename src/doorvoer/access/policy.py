@@ -1,9 +1,11 @@
 """The one authorization policy. Every door asks `authorize(actor, action, resource)`;
 no door decides access by itself.
 
-Tenant data is reachable only by people of that tenant (and, in a later issue, by
-support staff holding the tenant's grant). Staff without a grant see tenant names
-and counts only (P11, P12)."""
+Tenant data is reachable only by people of that tenant, and by support staff while
+they hold an active grant of that tenant, within its scopes (P12). Staff without a
+grant see tenant names and counts only (P11). The door loads the staff member's active
+grants with every request (`Actor.grants`), so a revoked or expired grant stops working
+at the next request."""
 
 from __future__ import annotations
 
@@ -49,11 +51,18 @@ class Action(StrEnum):
     MANAGE_USERS = "tenant:users:manage"
     MANAGE_TOKENS = "tenant:tokens:manage"
     MANAGE_SETTINGS = "tenant:settings:manage"
+    VIEW_AUDIT = "tenant:audit:view"
+    MANAGE_GRANTS = "tenant:grants:manage"  # answer and revoke support's requests
+    VIEW_GRANTS = "tenant:grants:view"
+    FILE_INSTRUCTIONS = "tenant:instructions:file"
+    SUPPORT_THREAD = "tenant:support:write"  # the thread between tenant and support
     # The operator's side
     VIEW_TENANT_LIST = "operator:tenants:view"
     MANAGE_TENANTS = "operator:tenants:manage"
     VIEW_STAFF = "operator:staff:view"
     MANAGE_STAFF = "operator:staff:manage"
+    REQUEST_GRANTS = "operator:grants:request"  # support asks a tenant for access
+    VIEW_ALL_GRANTS = "operator:grants:view"  # which grants exist (never the data)
     # One's own account
     MANAGE_OWN_ACCOUNT = "self:account:manage"
 
@@ -65,16 +74,36 @@ EXTERNAL_PERMISSIONS: dict[str, frozenset[Action]] = {
     "processes": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES}),
 }
 
+# What a grant's scope opens to the support user holding it, on that tenant only.
+GRANT_SCOPES: dict[str, frozenset[Action]] = {
+    "reports": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_REPORTS, Action.VIEW_TRANSFERS}),
+    "config": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES}),
+    "inspect": frozenset({Action.VIEW_DASHBOARD}),
+}
+# What a support user may do on a tenant without any grant: talk in its support thread.
+_SUPPORT_ANY_TENANT = frozenset({Action.SUPPORT_THREAD})
+
 _MEMBER = frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES, Action.VIEW_TRANSFERS,
-                     Action.VIEW_REPORTS, Action.UPLOAD, Action.VIEW_USERS})
+                     Action.VIEW_REPORTS, Action.UPLOAD, Action.VIEW_USERS,
+                     Action.VIEW_GRANTS, Action.FILE_INSTRUCTIONS, Action.SUPPORT_THREAD})
 _ADMIN = _MEMBER | {Action.INVITE_USERS, Action.MANAGE_USERS, Action.MANAGE_TOKENS,
-                    Action.MANAGE_SETTINGS}
+                    Action.MANAGE_SETTINGS, Action.VIEW_AUDIT, Action.MANAGE_GRANTS}
 _STAFF: dict[Role, frozenset[Action]] = {
     Role.OPERATOR_ADMIN: frozenset({Action.VIEW_TENANT_LIST, Action.MANAGE_TENANTS,
-                                    Action.VIEW_STAFF, Action.MANAGE_STAFF}),
-    Role.SUPPORT: frozenset({Action.VIEW_TENANT_LIST}),
+                                    Action.VIEW_STAFF, Action.MANAGE_STAFF,
+                                    Action.VIEW_ALL_GRANTS}),
+    Role.SUPPORT: frozenset({Action.VIEW_TENANT_LIST, Action.REQUEST_GRANTS}),
     Role.SYSADMIN: frozenset({Action.VIEW_TENANT_LIST}),
 }
+
+
+@dataclass(frozen=True)
+class StaffGrant:
+    """An active grant as the policy sees it: which tenant, which scopes."""
+
+    id: str
+    tenant_id: str
+    scopes: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -91,6 +120,8 @@ class Actor:
     # an API token's name; `ref` the id of the account or token (people: `user_id`).
     name: str | None = None
     ref: str | None = None
+    grants: tuple[StaffGrant, ...] = ()  # support staff: their active grants
+    instruction: str | None = None  # staff: the tenant's instruction a change relies on
 
 
 @dataclass(frozen=True)
@@ -119,7 +150,23 @@ def allowed_actions(actor: Actor) -> frozenset[Action]:
     return base & actor.scopes if actor.scopes is not None else base
 
 
+def grant_for(actor: Actor, action: Action, resource: Resource) -> StaffGrant | None:
+    """The active grant that lets a support user do `action` on the resource's tenant."""
+    if actor.role != Role.SUPPORT or not actor.two_factor or resource.tenant_id is None:
+        return None
+    for grant in actor.grants:
+        if grant.tenant_id == resource.tenant_id and any(
+                action in GRANT_SCOPES.get(scope, ()) for scope in grant.scopes):
+            return grant
+    return None
+
+
 def is_allowed(actor: Actor, action: Action, resource: Resource = OPERATOR) -> bool:
+    if action.value.startswith("tenant:") and actor.role.is_staff:
+        if resource.tenant_id is None or not actor.two_factor:
+            return False
+        return (actor.role == Role.SUPPORT and action in _SUPPORT_ANY_TENANT) or \
+            grant_for(actor, action, resource) is not None
     if action not in allowed_actions(actor):
         return False
     if action.value.startswith("tenant:"):
@@ -127,6 +174,14 @@ def is_allowed(actor: Actor, action: Action, resource: Resource = OPERATOR) -> b
     if action.value.startswith("operator:"):
         return actor.role.is_staff and resource.tenant_id is None
     return True
+
+
+def allowed_on(actor: Actor, tenant_id: str | None) -> frozenset[Action]:
+    """Every action the actor may take on this tenant's data (None: no tenant) and on
+    the operator's side and its own account: what a page may offer."""
+    here = Resource(tenant_id)
+    return frozenset(a for a in Action if is_allowed(
+        actor, a, here if a.value.startswith("tenant:") else OPERATOR))
 
 
 def authorize(actor: Actor | None, action: Action, resource: Resource = OPERATOR) -> Actor:

@@ -3,9 +3,10 @@ personal API tokens. Signing in with them is `signin.py`'s.
 
 An SFTP account logs in as `NAME@TENANT` (or `NAME` where unique); the user name picks
 the account, the key or password only authenticates it. An API token is shown once,
-stored as a hash, scoped, expiring and revocable; it acts as a tenant member limited to
-its scopes and to what the person who made it may still do: it can never do more than
-its scopes, than a tenant member, or than its creator. A token whose creator is
+stored as a hash, scoped, expiring and revocable; it acts for the tenant limited to its
+scopes and to what the person who made it may still do: it can never do more than its
+scopes or than its creator (a tenant admin's token may read the audit log, a member's
+may not). A token whose creator is
 disabled or gone stops working."""
 
 from __future__ import annotations
@@ -40,11 +41,18 @@ SCOPES: dict[str, Action] = {
     "upload": Action.UPLOAD,
     "transfers:read": Action.VIEW_TRANSFERS,
     "processes:read": Action.VIEW_PROCESSES,
+    "audit:read": Action.VIEW_AUDIT,
+    "grants:read": Action.VIEW_GRANTS,
+    "grants:manage": Action.MANAGE_GRANTS,
 }
 SCOPE_LABELS: dict[str, str] = {
     "upload": "Upload files into a process's inbox",
     "transfers:read": "Read transfers (metadata only)",
     "processes:read": "Read processes (names and folders)",
+    "audit:read": "Read the audit log, its checkpoints and its check (admins' tokens)",
+    "grants:read": "Read support access requests and grants",
+    "grants:manage": "Refuse and revoke support access; approve with a fresh code "
+                     "(admins' tokens)",
 }
 DEFAULT_DAYS = 90
 MAX_DAYS = 365
@@ -208,13 +216,16 @@ def token_actor(w: Work, secret: str, now: datetime | None = None) -> TokenUse |
     if row is None or status_of(row, now) != "active":
         return None
     actions = frozenset(SCOPES[name] for name in scope_names(row))
+    role = Role.TENANT_MEMBER
     if row.created_by is not None:
         creator = s.get(User, row.created_by)
         if creator is None or creator.disabled_at is not None \
                 or creator.tenant_id != row.tenant_id:
             return None
         actions &= allowed_actions(actor_of(creator, two_factor=False))
-    actor = Actor(user_id=None, role=Role.TENANT_MEMBER, tenant_id=row.tenant_id,
+        if creator.role == Role.TENANT_ADMIN.value:  # still no more than its scopes
+            role = Role.TENANT_ADMIN
+    actor = Actor(user_id=None, role=role, tenant_id=row.tenant_id,
                   scopes=actions, name=row.name, ref=row.id)
     touch = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
     return TokenUse(actor, row.id, touch)

@@ -58,11 +58,25 @@ class Event(StrEnum):
     CONNECTION_SET = "connection:sftp:set"
     # Reading the log itself
     AUDIT_EXPORTED = "audit:log:exported"
+    # Support access the tenant opens (P12), its instructions (P10), the thread (P13)
+    GRANT_REQUESTED = "grant:request:created"
+    GRANT_APPROVED = "grant:request:approved"
+    GRANT_REFUSED = "grant:request:refused"
+    GRANT_LAPSED = "grant:request:expired"  # unanswered for 48 hours
+    GRANT_FIRST_USED = "grant:access:first_used"
+    GRANT_EXPIRED = "grant:access:expired"
+    GRANT_REVOKED = "grant:access:revoked"
+    INSTRUCTION_FILED = "instruction:record:filed"
+    SUPPORT_MESSAGE = "support:message:posted"
     # Staff: every request for a tenant's data, allowed or denied
     STAFF_ACCESS_ALLOWED = "staff:access:allowed"
     STAFF_ACCESS_DENIED = "staff:access:denied"
 
 
-# Events after which the node signs the chain's head at once (grants, instructions,
-# inspection windows, erasures and incidents are added here as they come).
-CHECKPOINT_AT_ONCE = frozenset({Event.TENANT_CREATED})
+# Events after which the node signs the chain's head at once: the tenant's start, every
+# grant and instruction event (inspection windows, a tenant's erasure and incidents
+# join as they come).
+CHECKPOINT_AT_ONCE = frozenset({
+    Event.TENANT_CREATED, Event.GRANT_REQUESTED, Event.GRANT_APPROVED, Event.GRANT_REFUSED,
+    Event.GRANT_LAPSED, Event.GRANT_FIRST_USED, Event.GRANT_EXPIRED, Event.GRANT_REVOKED,
+    Event.INSTRUCTION_FILED})

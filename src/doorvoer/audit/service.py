@@ -2,10 +2,10 @@
 so a change that commits always has its entry and a rolled-back one never has.
 
 `record` queues an entry on the unit; just before the unit commits, its entries are
-chained, a statement or three per chain: the head row is advanced (which on PostgreSQL
-locks it, so concurrent writers of one chain queue there and the chain stays unbroken;
-on SQLite the writer lock already serializes them), the entries are hashed in order
-and inserted, and the head takes the last hash. Checkpoints are signed heads
+chained, three statements per chain: the head row is read and locked (on PostgreSQL
+`FOR UPDATE`, so concurrent writers of one chain queue there and the chain stays
+unbroken; on SQLite the unit's writer lock already serializes them), the entries are
+hashed in order and inserted, and the head takes the last seq and hash. Checkpoints are signed heads
 (`notes.py`), issued at once after the events that need one and by `checkpoint_due`
 at least hourly while a chain moves.
 """
@@ -25,16 +25,18 @@ from doorvoer.access.policy import Actor, Role
 from doorvoer.audit import chain as chains
 from doorvoer.audit.events import CHECKPOINT_AT_ONCE, Event
 from doorvoer.audit.models import OPERATOR_CHAIN, AuditEntry, AuditHead, Checkpoint
-from doorvoer.db import FastWrite, new_id, utcnow
+from doorvoer.db import FastRead, FastWrite, new_id, utcnow
 from doorvoer.unit import Work
 
 _E: Table = AuditEntry.__table__  # type: ignore[assignment]
 _H: Table = AuditHead.__table__  # type: ignore[assignment]
 _C: Table = Checkpoint.__table__  # type: ignore[assignment]
 _PENDING = "audit"
-_ADVANCE = (update(_H).where(_H.c.chain == bindparam("c"))
-            .values(seq=_H.c.seq + bindparam("n")).returning(_H.c.seq, _H.c.hash))
-_SET_HASH = FastWrite(update(_H).where(_H.c.chain == bindparam("c")))
+# The head, locked: on PostgreSQL the row lock queues the chain's writers; on SQLite the
+# unit holds the database's one writer lock already (FOR UPDATE compiles away there).
+_HEAD = FastRead(select(_H.c.seq, _H.c.hash).where(_H.c.chain == bindparam("c"))
+                 .with_for_update())
+_SET_HEAD = FastWrite(update(_H).where(_H.c.chain == bindparam("c")))
 _INSERT = FastWrite(insert(_E))
 # A benchmark-only switch (benchmarks/ingest_compare.py): what audit writes cost is
 # measured against the same code without them. Not a setting: no installation runs so.
@@ -65,12 +67,15 @@ class Who:
 SYSTEM = Who("system", None, "doorvoer", None)
 
 
-def who(actor: Actor | None) -> Who:
-    """The audit log's view of an access policy actor."""
+def who(actor: Actor | None, *, grant: str | None = None,
+        instruction: str | None = None) -> Who:
+    """The audit log's view of an access policy actor; staff name the grant or the
+    instruction they relied on."""
     if actor is None:
         return SYSTEM
     if actor.role.is_staff:
-        return Who("staff", actor.user_id, actor.name, actor.role.value)
+        return Who("staff", actor.user_id, actor.name, actor.role.value, grant,
+                   instruction or actor.instruction)
     if actor.role == Role.ACCOUNT:
         return Who("account", actor.ref, actor.name, "sftp-account")
     if actor.scopes is not None:
@@ -97,11 +102,11 @@ def _flush(w: Work) -> None:
     for item in pending:
         by_chain.setdefault(item[0], []).append(item)
     for chain, items in sorted(by_chain.items()):  # one lock order: no deadlock
-        head = w.execute(_ADVANCE, {"c": chain, "n": len(items)}).first()
+        head = _HEAD.first(w.conn, {"c": chain})
         if head is None:
             start_chain(w, chain)
-            head = w.execute(_ADVANCE, {"c": chain, "n": len(items)}).one()
-        seq, prev = head.seq - len(items), head.hash
+            head = _HEAD.first(w.conn, {"c": chain})
+        seq, prev = head.seq, head.hash
         rows = []
         for _, at, actor, action, obj, source, _ in items:
             seq += 1
@@ -115,7 +120,7 @@ def _flush(w: Work) -> None:
                          "object": obj, "source": source, "prev": prev, "hash": digest})
             prev = digest
         _INSERT(w.conn, *rows)
-        _SET_HASH(w.conn, {"c": chain, "hash": prev})
+        _SET_HEAD(w.conn, {"c": chain, "seq": seq, "hash": prev})
         if any(item[6] for item in items):
             sign_head(w, chain, chains.Head(seq, prev))
 
@@ -197,6 +202,29 @@ def entries(w: Work, chain: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
         after = rows[-1].seq
 
 
+def after(w: Work, chain: str, seq: int, *, kind: str | None = None,
+          action: str | None = None, since: datetime | None = None,
+          limit: int = 100) -> list[dict[str, Any]]:
+    """Entries after `seq`, oldest first, filtered (the API's paging)."""
+    conds = [_E.c.chain == chain, _E.c.seq > seq, *_filters(kind, action, since, None)]
+    rows = w.execute(select(_E).where(*conds).order_by(_E.c.seq).limit(limit)).all()
+    return [as_entry(r) for r in rows]
+
+
+def _filters(kind: str | None, action: str | None, since: datetime | None,
+             until: datetime | None) -> list[Any]:
+    conds: list[Any] = []
+    if kind:
+        conds.append(_E.c.actor_kind == kind)
+    if action:
+        conds.append(_E.c.action.startswith(action, autoescape=True))
+    if since is not None:
+        conds.append(_E.c.at >= since)
+    if until is not None:
+        conds.append(_E.c.at < until)
+    return conds
+
+
 @dataclass(frozen=True)
 class Page:
     rows: list[dict[str, Any]]
@@ -210,19 +238,19 @@ def search(w: Work, chain: str, *, kind: str | None = None, action: str | None =
     `upload:file:accepted`) and time."""
     from sqlalchemy import func
 
-    conds = [_E.c.chain == chain]
-    if kind:
-        conds.append(_E.c.actor_kind == kind)
-    if action:
-        conds.append(_E.c.action.startswith(action, autoescape=True))
-    if since is not None:
-        conds.append(_E.c.at >= since)
-    if until is not None:
-        conds.append(_E.c.at < until)
+    conds = [_E.c.chain == chain, *_filters(kind, action, since, until)]
     total = w.execute(select(func.count()).select_from(_E).where(*conds)).scalar() or 0
     rows = w.execute(select(_E).where(*conds).order_by(_E.c.seq.desc())
                      .offset(offset).limit(limit)).all()
     return Page([as_entry(r) for r in rows], total)
+
+
+def under_instruction(w: Work, chain: str, instruction_id: str) -> list[dict[str, Any]]:
+    """The entries of what was done under an instruction, oldest first."""
+    rows = w.execute(select(_E).where(_E.c.chain == chain,
+                                      _E.c.instruction_id == instruction_id)
+                     .order_by(_E.c.seq)).all()
+    return [as_entry(r) for r in rows]
 
 
 def head_of(w: Work, chain: str) -> chains.Head:

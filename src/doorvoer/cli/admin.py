@@ -11,6 +11,7 @@ import typer
 
 from doorvoer.cli.common import (
     DataDir,
+    InstructionOpt,
     JsonOut,
     account_app,
     connection_app,
@@ -19,6 +20,7 @@ from doorvoer.cli.common import (
     iso,
     out,
     process_app,
+    staff_change,
     tenant_app,
     unit_of_work,
     user_app,
@@ -58,6 +60,7 @@ def account_create(
         help="OpenSSH public key file (repeatable)")] = None,
     password_stdin: Annotated[bool, typer.Option(
         help="Read a password from standard input")] = False,
+    instruction: InstructionOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create an SFTP account; it logs in as NAME@TENANT."""
@@ -72,7 +75,7 @@ def account_create(
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    with unit_of_work(data_dir) as w:
+    with staff_change(data_dir, tenant, instruction) as (w, _):
         create_account(w, tenant, name, keys, password)
     out.print(f"account {name}@{tenant} created")
 
@@ -108,17 +111,17 @@ def user_create(
 
 
 @process_app.command("apply")
-def process_apply(tenant: str, spec: Path, data_dir: DataDir = None) -> None:
+def process_apply(tenant: str, spec: Path, instruction: InstructionOpt = None,
+                  data_dir: DataDir = None) -> None:
     """Create or update a process from its YAML spec."""
     from doorvoer.processes.service import apply_process
-    from doorvoer.tenants.service import require_tenant
 
     try:
         text = spec.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"{spec}: cannot read it ({exc})") from None
-    with unit_of_work(data_dir) as w:
-        p = apply_process(w, require_tenant(w, tenant), text, str(spec))
+    with staff_change(data_dir, tenant, instruction) as (w, row):
+        p = apply_process(w, row, text, str(spec))
         name, version, folder = p.name, p.version, p.folder
     out.print(f"process {name} v{version} applied: files go in /inbox/{folder}/")
 
@@ -149,12 +152,12 @@ def connection_set(
     port: Annotated[int, typer.Option(help="Target SFTP port")] = 22,
     private_key_stdin: Annotated[bool, typer.Option(
         help="Standard input holds a private key (default: a password)")] = False,
+    instruction: InstructionOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Set (create or replace) a push target. The secret is read from standard input,
     stored sealed and never shown again."""
     from doorvoer.secrets.service import SftpConnection, set_connection
-    from doorvoer.tenants.service import require_tenant
 
     try:
         key_text = host_key.read_text(encoding="utf-8").strip()
@@ -168,6 +171,6 @@ def connection_set(
         password=None if private_key_stdin else secret.rstrip("\r\n"),
         private_key=secret if private_key_stdin else None,
     )
-    with unit_of_work(data_dir) as w:
-        set_connection(w, require_tenant(w, tenant), name, conn)
+    with staff_change(data_dir, tenant, instruction) as (w, row):
+        set_connection(w, row, name, conn)
     out.print(f"connection {name} of {tenant} set (stored sealed; it will not be shown again)")

@@ -4,6 +4,7 @@ success, 1 on a user error (one line that says what to fix), 2 on a usage error.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -16,9 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from doorvoer.access.policy import Actor, Role
 from doorvoer.config import Settings, load_settings
 from doorvoer.context import Context
 from doorvoer.errors import ConfigError, UserError
+from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 from doorvoer.vault.errors import VaultError
 
@@ -39,6 +42,9 @@ app.add_typer(user_app, name="user")
 audit_app = typer.Typer(no_args_is_help=True, help="A tenant's audit log and its signed "
                                                    "checkpoints.")
 app.add_typer(audit_app, name="audit")
+instruction_app = typer.Typer(no_args_is_help=True, help="Instructions of a tenant: what "
+                              "a change by staff to its data relies on.")
+app.add_typer(instruction_app, name="instruction")
 
 out = Console()
 err = Console(stderr=True)
@@ -46,6 +52,9 @@ err = Console(stderr=True)
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
                     "[env DOORVOER_DATA_DIR; default ./doorvoer-data]", show_default=False)]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+InstructionOpt = Annotated[str | None, typer.Option(
+    "--instruction", help="The tenant's instruction this change relies on (its id, from "
+    "`doorvoer instruction add` or the tenant's portal); required", show_default=False)]
 
 
 
@@ -83,6 +92,31 @@ def unit_of_work(data_dir: Path | None) -> Iterator[Work]:
     with opened(settings_for(data_dir)) as ctx, ctx.unit() as w:
         yield w
 
+
+
+def cli_actor(instruction: str | None = None) -> Actor:
+    """Who acts at the shell: operator staff (the node's sysadmin), by login name."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "?"
+    return Actor(user_id=None, role=Role.SYSADMIN, tenant_id=None, two_factor=True,
+                 name=f"cli:{login}", instruction=instruction)
+
+
+@contextmanager
+def staff_change(data_dir: Path | None, tenant: str,
+                 instruction: str | None) -> Iterator[tuple[Work, Tenant]]:
+    """The unit of work of a change to a tenant's data made at the shell: refused unless
+    it names an instruction of that tenant (P10), whose id its audit entries carry."""
+    from doorvoer.support.instructions import instruction_for
+    from doorvoer.tenants.service import require_tenant
+
+    with opened(settings_for(data_dir)) as ctx, \
+            ctx.unit(actor=cli_actor(instruction)) as w:
+        row = require_tenant(w, tenant)
+        instruction_for(w, row, instruction)
+        yield w, row
 
 
 def iso(value: datetime | None) -> str | None:

@@ -17,9 +17,13 @@ from doorvoer.errors import UserError
 from doorvoer.web import (
     account_views,
     api,
+    api_gdpr,
+    audit_views,
     auth_views,
+    gdpr_views,
     operator_views,
     people_views,
+    support_views,
     tenant_views,
     token_views,
 )
@@ -52,8 +56,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
-    for module in (auth_views, account_views, people_views, tenant_views, operator_views,
-                   token_views, api):
+    for module in (auth_views, account_views, people_views, tenant_views, gdpr_views,
+                   audit_views, operator_views, support_views, token_views, api, api_gdpr):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
@@ -85,7 +89,8 @@ def create_app(ctx: Context) -> FastAPI:
         if _wants_json(request):
             return JSONResponse({"detail": "not allowed"}, 403)
         return render(request, "error.html", title="Not allowed", status_code=403,
-                      message="You do not have access to this page.")
+                      message=exc.why or "You do not have access to this page.",
+                      support_link=exc.why is not None)
 
     @app.exception_handler(CsrfFailed)
     async def _csrf(request: Request, exc: CsrfFailed) -> Response:

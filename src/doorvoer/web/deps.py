@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import anyio.from_thread
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
@@ -20,14 +21,17 @@ from doorvoer.access.policy import (
     Action,
     Actor,
     Resource,
-    allowed_actions,
+    Role,
+    allowed_on,
     authorize,
+    is_allowed,
     must_set_up_2fa,
 )
 from doorvoer.accounts.models import User, WebSession
 from doorvoer.accounts.people import actor_of
 from doorvoer.accounts.sessions import fresh_2fa, load_session
 from doorvoer.context import Context
+from doorvoer.support.service import active_grants, staff_request
 from doorvoer.tenants.models import Tenant
 from doorvoer.tenants.service import get_tenant
 from doorvoer.unit import Work
@@ -108,7 +112,10 @@ def optional_viewer(request: Request, ctx: CtxDep) -> Viewer | None:
         if found is None:
             return None
         row, user = found
-        return Viewer(user=user, row=row, actor=actor_of(user, row.two_factor))
+        actor = actor_of(user, row.two_factor)
+        if actor.role == Role.SUPPORT:  # loaded with every request: revoking is at once
+            actor = replace(actor, grants=active_grants(w, user.id))
+        return Viewer(user=user, row=row, actor=actor)
 
 
 def pending_viewer(viewer: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:
@@ -150,14 +157,53 @@ def require_fresh_2fa(ctx: Context, viewer: Viewer, next_url: str) -> None:
         raise ReauthRequired(next_url)
 
 
-def tenant_for(ctx: Context, viewer: Viewer, slug: str, action: Action) -> Tenant:
-    """The tenant a /t/{slug}/… route is about, after the access check. An unknown
-    tenant and a forbidden one look the same: 403."""
+def tenant_for(ctx: Context, request: Request, viewer: Viewer, slug: str,
+               *actions: Action) -> Tenant:
+    """The tenant a /t/{slug}/… route is about, after the access check: the viewer may
+    take at least one of `actions` there. An unknown tenant and a forbidden one look the
+    same: 403. Every staff request is written to the tenant's audit log, allowed (with
+    the grant relied on) or denied (and the page says why)."""
     with ctx.reading() as w:
         tenant = get_tenant(w, slug)
-    authorize(viewer.actor, action, Resource(tenant.id if tenant else "\0unknown"))
+    resource = Resource(tenant.id if tenant else "\0unknown")
+    allowed = [a for a in actions if is_allowed(viewer.actor, a, resource)]
+    if viewer.actor.role.is_staff:
+        with unit(ctx, request, viewer) as w:
+            decision = staff_request(w, viewer.actor, allowed[0] if allowed else actions[0],
+                                     tenant, request.url.path)
+        send_later(ctx, w.outgoing)
+        if not decision.allowed:
+            raise Denied(actions[0].value, decision.why)
+    if not allowed:
+        raise Denied(actions[0].value)
+    authorize(viewer.actor, allowed[0], resource)
     assert tenant is not None
     return tenant
+
+
+def send_later(ctx: Context, outgoing: list[Any]) -> None:
+    """Send mail a synchronous route queued, without holding up its answer."""
+    if not outgoing:
+        return
+
+    async def go() -> None:
+        for msg in outgoing:
+            await mail.send(ctx.settings, msg)
+
+    def spawn() -> None:
+        task = asyncio.get_running_loop().create_task(go())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # a route run in the thread pool: the loop starts the task
+        anyio.from_thread.run_sync(spawn)
+    else:
+        spawn()
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 async def check_csrf(request: Request, viewer: Viewer) -> dict[str, Any]:
@@ -171,7 +217,8 @@ async def check_csrf(request: Request, viewer: Viewer) -> dict[str, Any]:
 
 def render(request: Request, template: str, viewer: Viewer | None = None,
            status_code: int = 200, **context: Any) -> HTMLResponse:
-    actions = allowed_actions(viewer.actor) if viewer else frozenset()
+    tenant = context.get("tenant")
+    actions = allowed_on(viewer.actor, getattr(tenant, "id", None)) if viewer else frozenset()
     return templates.TemplateResponse(
         request, template,
         {"viewer": viewer, "actions": {a.name for a in actions}, "cookies": COOKIES,

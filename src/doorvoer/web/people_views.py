@@ -93,7 +93,7 @@ def _invite_row(i: EmailToken, inviters: dict[str, str]) -> dict[str, Any]:
 @router.get("/t/{slug}/users")
 def tenant_users(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                  done: str | None = None, mail_status: MailStatus = None) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.VIEW_USERS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.VIEW_USERS)
     return _users_page(request, ctx, viewer, tenant, **notice(done, mail_status))
 
 
@@ -114,7 +114,7 @@ def _invite(w: Work, tenant: Tenant, inviter_id: str, email: str, role_value: st
 @router.post("/t/{slug}/invitations")
 async def tenant_invite(request: Request, ctx: CtxDep, viewer: ViewerDep,
                         slug: str) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.INVITE_USERS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.INVITE_USERS)
     await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
     form = await request.form()  # read once by check_csrf; cached
@@ -139,7 +139,7 @@ async def tenant_invite(request: Request, ctx: CtxDep, viewer: ViewerDep,
 @router.post("/t/{slug}/invitations/{invitation_id}/revoke")
 async def tenant_invite_revoke(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                                invitation_id: str) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.INVITE_USERS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.INVITE_USERS)
     await check_csrf(request, viewer)
     with unit(ctx, request, viewer) as w:
         people.revoke_invitation(w, tenant.id, invitation_id)
@@ -149,7 +149,7 @@ async def tenant_invite_revoke(request: Request, ctx: CtxDep, viewer: ViewerDep,
 @router.post("/t/{slug}/users/{user_id}/remove")
 async def tenant_user_remove(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                              user_id: str) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_USERS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_USERS)
     await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
     try:

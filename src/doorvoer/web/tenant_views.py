@@ -35,7 +35,6 @@ from doorvoer.transfers.models import State
 from doorvoer.web.auth_views import home_for
 from doorvoer.web.deps import (
     CtxDep,
-    Viewer,
     ViewerDep,
     check_csrf,
     render,
@@ -53,16 +52,6 @@ PER_PAGE = 50
 FULL, HALF = 1020, 480  # chart widths that match the page's cards, so text is not scaled
 
 
-def _tenant_for_any(ctx: CtxDep, viewer: Viewer, slug: str, *actions: Action) -> Tenant:
-    """The tenant, when the policy allows at least one of the actions."""
-    for action in actions[:-1]:
-        try:
-            return tenant_for(ctx, viewer, slug, action)
-        except Denied:
-            continue
-    return tenant_for(ctx, viewer, slug, actions[-1])
-
-
 @router.get("/t/home")
 def tenant_home(ctx: CtxDep, viewer: ViewerDep) -> Response:
     """A tenant user's start page: its own tenant's dashboard."""
@@ -76,14 +65,14 @@ def tenant_home(ctx: CtxDep, viewer: ViewerDep) -> Response:
 
 
 @router.get("/t/{slug}")
-def tenant_root(slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.VIEW_DASHBOARD)
+def tenant_root(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
+    tenant = tenant_for(ctx, request, viewer, slug, Action.VIEW_DASHBOARD)
     return RedirectResponse(f"/t/{tenant.slug}/dashboard", 303)
 
 
 @router.get("/t/{slug}/dashboard")
 def tenant_dashboard(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.VIEW_DASHBOARD)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.VIEW_DASHBOARD)
     with unit(ctx, request, viewer, write=False) as w:
         board = dashboard(w, tenant)
         hidden = hidden_processes(w, tenant)
@@ -99,7 +88,7 @@ def tenant_dashboard(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep
 
 @router.get("/t/{slug}/processes")
 def tenant_processes(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.VIEW_PROCESSES)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.VIEW_PROCESSES)
     with unit(ctx, request, viewer, write=False) as w:
         views = process_views(w, tenant)
     return render(
@@ -119,7 +108,8 @@ def tenant_transfers(
 ) -> Response:
     """The transfers report: charts (VIEW_REPORTS) and the table of transfers with their
     file names (VIEW_TRANSFERS), under the same filters."""
-    tenant = _tenant_for_any(ctx, viewer, slug, Action.VIEW_TRANSFERS, Action.VIEW_REPORTS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.VIEW_TRANSFERS,
+                        Action.VIEW_REPORTS)
     can_table = viewer.can(Action.VIEW_TRANSFERS, tenant.id)
     can_charts = viewer.can(Action.VIEW_REPORTS, tenant.id)
     filters, errors = parse_filters(utcnow().date(), start, end, state, process,
@@ -158,7 +148,7 @@ def _bins(report: Report) -> list[tuple[str, int]]:
 @router.get("/t/{slug}/settings")
 def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
                     done: str | None = None, forgot: str | None = None) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_SETTINGS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_SETTINGS)
     with unit(ctx, request, viewer, write=False) as w:
         hidden = hidden_processes(w, tenant)
     notice = None
@@ -175,7 +165,7 @@ def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
 @router.post("/t/{slug}/settings/reporting")
 async def tenant_set_reporting(request: Request, slug: str, ctx: CtxDep,
                                viewer: ViewerDep) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_SETTINGS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_SETTINGS)
     form = await check_csrf(request, viewer)
     on = str(form.get("report", "")) == "on"
     if not on:  # deletes records for good: a sensitive action

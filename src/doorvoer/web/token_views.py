@@ -62,14 +62,14 @@ def _row(r: ApiToken, makers: dict[str, str], now: datetime) -> dict[str, Any]:
 
 @router.get("/t/{slug}/tokens")
 def tokens_page(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_TOKENS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_TOKENS)
     revoked = request.query_params.get("revoked") == "1"
     return _page(request, ctx, viewer, tenant, revoked=revoked)
 
 
 @router.post("/t/{slug}/tokens")
 async def create(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_TOKENS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_TOKENS)
     await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/tokens")  # a new credential: like a password
     form = await request.form()  # parsed once: starlette keeps it
@@ -93,7 +93,7 @@ async def create(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) ->
 @router.post("/t/{slug}/tokens/{token_id}/revoke")
 async def revoke(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                  token_id: str) -> Response:
-    tenant = tenant_for(ctx, viewer, slug, Action.MANAGE_TOKENS)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_TOKENS)
     await check_csrf(request, viewer)
     with unit(ctx, request, viewer) as w:
         found = revoke_token(w, tenant.id, token_id) is not None
