@@ -172,3 +172,23 @@ def test_signed_notes_round_trip_and_refuse_changes() -> None:
         open_note(note.replace("\n7\n", "\n8\n"), verifier)
     with pytest.raises(UserError, match="no signature by"):
         open_note(note, Signer.generate("doorvoer/other").verifier)
+
+
+def test_the_node_signs_a_moving_chain_at_least_hourly_and_a_still_one_never(
+        ctx: Context) -> None:
+    from datetime import timedelta
+
+    from doorvoer import jobs
+    from doorvoer.db import utcnow
+
+    moving = _chain(ctx, 3, {1})  # signed at seq 1, moved since
+    still = _chain(ctx, 2, {2})  # signed at its head
+    assert jobs.checkpoints_due(ctx) == 0  # signed within the hour: not yet
+    with ctx.unit() as w:
+        w.execute(update(AuditHead).values(checkpointed_at=utcnow() - timedelta(hours=2)))
+    assert jobs.checkpoints_due(ctx) == 1
+    with ctx.reading() as w:
+        assert [c.seq for c in audit.checkpoints(w, moving)] == [1, 3]
+        assert [c.seq for c in audit.checkpoints(w, still)] == [2]
+    assert jobs.checkpoints_due(ctx) == 0  # nothing moved since
+    assert _verify(ctx, moving).ok

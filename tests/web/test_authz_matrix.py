@@ -84,6 +84,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/tokens/{token_id}/revoke"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/gdpr"): TENANT_FULL,
     ("POST", "/t/{slug}/gdpr/instructions"): TENANT_FULL,
+    # The support thread: the tenant's people and support (no grant needed; logged).
+    ("GET", "/t/{slug}/thread"): TENANT_FULL | {SUPPORT},
+    ("POST", "/t/{slug}/thread"): TENANT_FULL | {SUPPORT},
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/approve"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/refuse"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/revoke"): frozenset({ADMIN}),
@@ -286,6 +289,8 @@ SCOPE_ROUTES: dict[str, frozenset[tuple[str, str]]] = {
     "inspect": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard")}),
 }
 GRANT_STATES = ("none", "pending", "active", "refused", "expired", "revoked")
+# What support reaches with or without a grant: the tenant's support thread.
+SUPPORT_ALWAYS = frozenset({("GET", "/t/{slug}/thread"), ("POST", "/t/{slug}/thread")})
 
 
 def _set_grant(world: World, staff: str, scope: str, state: str) -> None:
@@ -330,8 +335,9 @@ def test_staff_reach_a_tenant_only_through_an_active_grant_within_its_scope(
                     r = client.get(url) if method == "GET" else client.request(
                         method, url, data={"csrf": world.csrf[staff]})
                     asked += 1
-                    expected = (staff == SUPPORT and state == "active"
-                                and (method, path) in SCOPE_ROUTES[scope])
+                    expected = staff == SUPPORT and (
+                        (method, path) in SUPPORT_ALWAYS
+                        or (state == "active" and (method, path) in SCOPE_ROUTES[scope]))
                     if _allowed(r, False) != expected:
                         wrong.append(f"{staff} {scope} {state}: {method} {path} -> "
                                      f"{r.status_code} {r.headers.get('location', '')}")
@@ -342,5 +348,7 @@ def test_staff_reach_a_tenant_only_through_an_active_grant_within_its_scope(
                   if str(e["action"]).startswith("staff:access:")]
     assert len(logged) == asked
     allowed = [e for e in logged if e["action"] == "staff:access:allowed"]
-    assert len(allowed) == sum(len(r) for r in SCOPE_ROUTES.values())
-    assert all(e["actor"]["grant"] for e in allowed)  # type: ignore[index]
+    always = len(SUPPORT_ALWAYS) * len(SCOPE_ROUTES) * len(GRANT_STATES)
+    assert len(allowed) == sum(len(r) for r in SCOPE_ROUTES.values()) + always
+    assert all(e["actor"]["grant"] for e in allowed  # type: ignore[index]
+               if "/thread" not in str(e["object"]))

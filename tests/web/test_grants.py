@@ -302,8 +302,49 @@ def test_the_tenant_files_an_instruction_and_sees_what_was_done_under_it(
         apply_process(w, tenant, CSV_SPEC, "orders.yaml")
     page = c.get("/t/acme/gdpr").text
     assert "Add the invoices feed" in page and "process:spec:applied" in page
+    assert page.count('id="instructions"') == 1
+    assert "<title>GDPR · Acme · Doorvoer</title>" in page
     entries = _entries(p, "acme")
     applied = next(e for e in entries if e["action"] == "process:spec:applied")
     assert applied["actor"]["instruction"] == filed.id  # type: ignore[index]
     assert entries[[e["action"] for e in entries].index("instruction:record:filed")][
         "actor"]["name"] == member  # type: ignore[index]
+
+
+def test_the_support_thread_links_requests_and_never_logs_a_message(
+        account_portal: AccountPortal) -> None:
+    p = account_portal
+    p.tenant("acme")
+    admin, _, _ = _with_2fa(p, Role.TENANT_ADMIN, "acme")
+    member, member_pw = p.person(Role.TENANT_MEMBER, "acme")
+    staff, staff_pw, staff_clock = _with_2fa(p, Role.SUPPORT)
+    mc = p.login(member, member_pw)
+    r = p.post(mc, "/t/acme/thread", {"body": "   "}, page="/t/acme/thread")
+    assert r.status_code == 400 and "write a message" in r.text
+    r = p.post(mc, "/t/acme/thread", {"body": "Our Monday file failed: row 12 is odd"},
+               page="/t/acme/thread")
+    assert r.status_code == 303
+
+    sc = p.login(staff, staff_pw, totp=staff_clock)
+    page = sc.get("/t/acme/thread")  # no grant needed to talk
+    assert page.status_code == 200 and "row 12 is odd" in page.text
+    assert sc.get("/t/acme/transfers").status_code == 403  # but no data
+    r = p.post(sc, "/t/acme/thread", {"body": "We will look; please approve access"},
+               page="/t/acme/thread")
+    assert r.status_code == 303
+    p.mails.wait_for(admin, "A message from support for Acme")
+    r = p.post(sc, "/support/requests", {"tenant": "acme", "ticket": "SUP-9",
+                                         "reason": "the Monday file", "scope": ["reports"]},
+               page="/support")
+    assert r.status_code == 303
+    page = mc.get("/t/acme/thread").text
+    assert "We will look" in page and "Asking for access (reports), ticket SUP-9" in page
+    assert "access request" in page
+
+    entries = _entries(p, "acme")
+    posted = [e for e in entries if e["action"] == "support:message:posted"]
+    assert len(posted) == 2
+    text = "\n".join(str(e) for e in entries)
+    assert "row 12" not in text and "We will look" not in text  # never a message's text
+    visits = [e for e in entries if e["action"] == "staff:access:allowed"]
+    assert visits and all("/t/acme/thread" in str(e["object"]) for e in visits)

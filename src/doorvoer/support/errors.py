@@ -18,3 +18,7 @@ class GrantRefused(UserError):
 
 class InstructionRefused(UserError):
     """An instruction record that is incomplete."""
+
+
+class MessageRefused(UserError):
+    """A support thread message that is empty or too long."""

@@ -38,7 +38,7 @@ from doorvoer.audit.models import OPERATOR_CHAIN
 from doorvoer.db import utcnow
 from doorvoer.support import notices
 from doorvoer.support.errors import GrantRefused, NoSuchGrant
-from doorvoer.support.models import Grant, GrantState
+from doorvoer.support.models import Grant, GrantState, SupportMessage
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 
@@ -113,6 +113,10 @@ def request_grant(w: Work, staff: User, tenant: Tenant, reason: str, ticket: str
                  f"{grant.id} ({','.join(wanted)}; ticket {ticket})",
                  actor=audit.who(w.actor, grant=grant.id))
     _tell_tenant(w, tenant, notices.requested, grant)
+    w.session.add(SupportMessage(  # the request in the thread, linked
+        tenant_id=tenant.id, author_id=staff.id, author_email=staff.email,
+        from_support=True, grant_id=grant.id, created_at=now,
+        body=f"Asking for access ({', '.join(wanted)}), ticket {ticket}: {reason}"))
     return grant
 
 

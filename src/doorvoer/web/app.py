@@ -25,6 +25,7 @@ from doorvoer.web import (
     people_views,
     support_views,
     tenant_views,
+    thread_views,
     token_views,
 )
 from doorvoer.web.deps import render
@@ -57,7 +58,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
     for module in (auth_views, account_views, people_views, tenant_views, gdpr_views,
-                   audit_views, operator_views, support_views, token_views, api, api_gdpr):
+                   audit_views, thread_views, operator_views, support_views, token_views, api,
+                   api_gdpr):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
