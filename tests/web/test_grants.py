@@ -348,3 +348,33 @@ def test_the_support_thread_links_requests_and_never_logs_a_message(
     assert "row 12" not in text and "We will look" not in text  # never a message's text
     visits = [e for e in entries if e["action"] == "staff:access:allowed"]
     assert visits and all("/t/acme/thread" in str(e["object"]) for e in visits)
+
+
+def test_a_config_grant_shows_processes_and_connection_hosts_never_secrets(
+        account_portal: AccountPortal) -> None:
+    import asyncssh
+
+    from doorvoer.secrets.service import SftpConnection, set_connection
+
+    p = account_portal
+    tenant_id = p.tenant("acme")
+    admin, _, _ = _with_2fa(p, Role.TENANT_ADMIN, "acme")
+    staff, staff_pw, staff_clock = _with_2fa(p, Role.SUPPORT)
+    host_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    secret = "s3cret-target-password-" + "x" * 8
+    with p.ctx.unit() as w:
+        tenant = w.session.get_one(Tenant, tenant_id)
+        set_connection(w, tenant, "webshop", SftpConnection(
+            host="sftp.webshop.example", port=2022, username="doorvoer",
+            host_key=host_key, password=secret, private_key=None))
+        staff_user = w.session.scalars(select(User).where(User.email == staff)).one()
+        admin_user = w.session.scalars(select(User).where(User.email == admin)).one()
+        grant = support.request_grant(w, staff_user, tenant, "connection trouble", "T-5",
+                                      ["config"])
+        support.approve(w, admin_user, tenant, grant.id, ["config"], 1)
+    sc = p.login(staff, staff_pw, totp=staff_clock)
+    page = sc.get("/t/acme/processes")
+    assert page.status_code == 200
+    assert "sftp.webshop.example" in page.text and "password set" in page.text
+    assert secret not in page.text and "BEGIN" not in page.text
+    assert sc.get("/t/acme/transfers").status_code == 403  # reports were not granted

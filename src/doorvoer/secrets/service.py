@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import asyncssh
 from sqlalchemy import select
@@ -87,3 +88,28 @@ def connection_for_delivery(w: Work, tenant_id: str, name: str) -> SftpConnectio
 
 def list_connections(w: Work, tenant: Tenant) -> list[Connection]:
     return list(w.session.scalars(select(Connection).where(Connection.tenant_id == tenant.id)))
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """What anyone may see of a connection: where it goes, and whether its secret is
+    set; never the secret itself (P7)."""
+
+    name: str
+    kind: str
+    host: str
+    port: int
+    username: str
+    secret: str  # "password set", "private key set" or "not set"
+    updated_at: datetime
+
+
+def connection_views(w: Work, tenant: Tenant) -> list[ConnectionView]:
+    views = []
+    for row in sorted(list_connections(w, tenant), key=lambda r: r.name):
+        conn = open_connection(w.ctx.sealer, row)
+        secret = ("private key set" if conn.private_key else
+                  "password set" if conn.password else "not set")
+        views.append(ConnectionView(row.name, row.kind, conn.host, conn.port, conn.username,
+                                    secret, row.updated_at))
+    return views

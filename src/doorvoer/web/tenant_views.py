@@ -29,6 +29,7 @@ from doorvoer.reports.service import (
     process_views,
     transfer_page,
 )
+from doorvoer.secrets.service import connection_views
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.lifecycle import set_reporting
 from doorvoer.transfers.models import State
@@ -91,9 +92,10 @@ def tenant_processes(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep
     tenant = tenant_for(ctx, request, viewer, slug, Action.VIEW_PROCESSES)
     with unit(ctx, request, viewer, write=False) as w:
         views = process_views(w, tenant)
+        connections = connection_views(w, tenant)
     return render(
         request, "tenant/processes.html", viewer=viewer, tenant=tenant, nav="processes",
-        views=views, reporting_off=REPORTING_OFF,
+        views=views, reporting_off=REPORTING_OFF, connections=connections,
         can_transfers=viewer.can(Action.VIEW_TRANSFERS, tenant.id),
     )
 
