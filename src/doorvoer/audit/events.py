@@ -58,6 +58,7 @@ class Event(StrEnum):
     CONNECTION_SET = "connection:sftp:set"
     # Reading the log itself
     AUDIT_EXPORTED = "audit:log:exported"
+    TENANT_EXPORTED = "privacy:export:created"
     # Support access the tenant opens (P12), its instructions (P10), the thread (P13)
     GRANT_REQUESTED = "grant:request:created"
     GRANT_APPROVED = "grant:request:approved"

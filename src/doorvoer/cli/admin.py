@@ -14,12 +14,16 @@ from doorvoer.cli.common import (
     InstructionOpt,
     JsonOut,
     account_app,
+    cli_actor,
     connection_app,
     emit,
+    err,
     fail,
     iso,
+    opened,
     out,
     process_app,
+    settings_for,
     staff_change,
     tenant_app,
     unit_of_work,
@@ -174,3 +178,37 @@ def connection_set(
     with staff_change(data_dir, tenant, instruction) as (w, row):
         set_connection(w, row, name, conn)
     out.print(f"connection {name} of {tenant} set (stored sealed; it will not be shown again)")
+
+
+@tenant_app.command("export")
+def tenant_export(
+    tenant: str,
+    out_path: Annotated[Path, typer.Option("--out", help="The ZIP file to write")],
+    data_dir: DataDir = None,
+) -> None:
+    """Everything held about the tenant, in one ZIP (README.txt says what is in it)."""
+    from rich.progress import Progress
+
+    from doorvoer.privacy.export import export_to, record_export
+    from doorvoer.privacy.kinds import KINDS
+    from doorvoer.tenants.service import require_tenant
+
+    if out_path.is_dir():
+        raise fail(f"--out {out_path}: that is a folder; give a file name like {tenant}.zip")
+    with opened(settings_for(data_dir)) as ctx:
+        with ctx.reading() as r, Progress(transient=True, console=err) as bar:
+            task = bar.add_task("exporting", total=len(KINDS) + 1)
+
+            def step(name: str) -> None:
+                bar.update(task, description=f"exporting {name}", advance=1)
+
+            row = require_tenant(r, tenant)
+            try:
+                counts = export_to(r, row, out_path, step)
+            except OSError as exc:
+                raise fail(f"--out {out_path}: cannot write it ({exc.strerror})") from None
+        with ctx.unit(actor=cli_actor()) as w:
+            record_export(w, row, counts, "cli")
+    total = sum(counts.values())
+    out.print(f"{out_path}: {total} records of {len(counts)} kinds, the audit log and its "
+              "checkpoints")

@@ -1,0 +1,219 @@
+"""The kinds of data held about a tenant, as the export lays them out (P20): each with
+its fields (name, JSON type, meaning) and the rows. Nothing here holds a password hash,
+a TOTP secret, a token, a key or a connection's secret: only whether one is set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from doorvoer.accounts.machines import scope_names
+from doorvoer.accounts.models import Account, AccountKey, ApiToken, User
+from doorvoer.audit.chain import rfc3339
+from doorvoer.processes.models import Process
+from doorvoer.secrets.service import connection_views
+from doorvoer.support.models import Grant, Instruction, SupportMessage
+from doorvoer.tenants.models import Tenant
+from doorvoer.transfers.models import Transfer
+from doorvoer.unit import Work
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # string | integer | boolean; "time" is an RFC 3339 string
+    meaning: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    meaning: str
+    why: str  # why it is held, and for how long
+    fields: tuple[Field, ...]
+    rows: Callable[[Work, Tenant], Iterator[dict[str, Any]]]
+
+
+def _t(value: datetime | None) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+def F(name: str, type_: str, meaning: str, nullable: bool = True) -> Field:
+    return Field(name, type_, meaning, nullable)
+
+
+def _tenant(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    yield {"id": t.id, "slug": t.slug, "name": t.name, "reporting": t.report,
+           "contract": t.contract, "created_at": _t(t.created_at)}
+
+
+def _contacts(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    if t.contact_email:
+        yield {"purpose": "contact and invoicing", "email": t.contact_email}
+
+
+def _users(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for u in w.session.scalars(select(User).where(User.tenant_id == t.id).order_by(User.email)):
+        yield {"id": u.id, "email": u.email, "name": u.name, "role": u.role,
+               "permissions": u.permissions or None, "two_factor": u.totp_secret is not None,
+               "password_set": u.password_hash is not None, "removed_at": _t(u.disabled_at),
+               "created_at": _t(u.created_at)}
+
+
+def _accounts(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for a in w.session.scalars(select(Account).where(Account.tenant_id == t.id)
+                               .order_by(Account.name)):
+        keys = w.session.scalars(select(AccountKey.fingerprint)
+                                 .where(AccountKey.account_id == a.id)).all()
+        yield {"id": a.id, "login": f"{a.name}@{t.slug}", "disabled": a.disabled,
+               "password_set": a.password_hash is not None,
+               "key_fingerprints": " ".join(keys) or None, "created_at": _t(a.created_at)}
+
+
+def _tokens(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for k in w.session.scalars(select(ApiToken).where(ApiToken.tenant_id == t.id)
+                               .order_by(ApiToken.created_at)):
+        yield {"id": k.id, "name": k.name, "scopes": ",".join(scope_names(k)),
+               "made_by": k.created_by, "created_at": _t(k.created_at),
+               "expires_at": _t(k.expires_at), "revoked_at": _t(k.revoked_at),
+               "last_used_at": _t(k.last_used_at)}
+
+
+def _processes(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for p in w.session.scalars(select(Process).where(Process.tenant_id == t.id)
+                               .order_by(Process.name)):
+        yield {"id": p.id, "name": p.name, "folder": p.folder, "version": p.version,
+               "spec_yaml": p.spec_yaml, "created_at": _t(p.created_at),
+               "updated_at": _t(p.updated_at)}
+
+
+def _connections(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for c in connection_views(w, t):
+        yield {"name": c.name, "kind": c.kind, "host": c.host, "port": c.port,
+               "username": c.username, "secret": c.secret, "updated_at": _t(c.updated_at)}
+
+
+def _transfers(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    q = (select(Transfer).where(Transfer.tenant_id == t.id).order_by(Transfer.opened_at)
+         .execution_options(yield_per=1000))
+    for r in w.session.scalars(q):
+        yield {"id": r.id, "process": r.process_name, "file": f"{r.folder}/{r.filename}",
+               "state": r.state.value, "error": r.error, "opened_at": _t(r.opened_at),
+               "received_at": _t(r.received_at), "processed_at": _t(r.processed_at),
+               "input_erased_at": _t(r.input_erased_at), "delivered_at": _t(r.delivered_at),
+               "erased_at": _t(r.erased_at), "bytes_in": r.bytes_in, "bytes_out": r.bytes_out,
+               "rows_in": r.rows_in, "rows_out": r.rows_out}
+
+
+def _grants(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for g in w.session.scalars(select(Grant).where(Grant.tenant_id == t.id)
+                               .order_by(Grant.requested_at)):
+        yield {"id": g.id, "staff": g.staff_email, "reason": g.reason, "ticket": g.ticket,
+               "requested_scopes": g.requested_scopes, "scopes": g.scopes or None,
+               "state": g.state, "requested_at": _t(g.requested_at),
+               "expires_at": _t(g.expires_at), "answered_at": _t(g.answered_at),
+               "answered_by": g.answered_by, "first_used_at": _t(g.first_used_at),
+               "ended_at": _t(g.ended_at), "ended_by": g.ended_by}
+
+
+def _instructions(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for i in w.session.scalars(select(Instruction).where(Instruction.tenant_id == t.id)
+                               .order_by(Instruction.recorded_at)):
+        yield {"id": i.id, "asked_by": i.asked_by, "asked_at": _t(i.asked_at),
+               "channel": i.channel, "reference": i.reference, "text": i.text,
+               "recorded_by": i.recorded_by, "recorded_at": _t(i.recorded_at)}
+
+
+def _messages(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for m in w.session.scalars(select(SupportMessage).where(SupportMessage.tenant_id == t.id)
+                               .order_by(SupportMessage.created_at, SupportMessage.id)):
+        yield {"id": m.id, "author": m.author_email, "from_support": m.from_support,
+               "grant": m.grant_id, "text": m.body, "created_at": _t(m.created_at)}
+
+
+def _none(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    return iter(())
+
+
+S, N, B, T = "string", "integer", "boolean", "time"
+KINDS: tuple[Kind, ...] = (
+    Kind("tenant", "who you are to Doorvoer", "the contract; until erasure", (
+        F("id", S, "internal id", False), F("slug", S, "short name", False),
+        F("name", S, "display name", False), F("reporting", B, "whether reports are kept", False),
+        F("contract", S, "active or ended", False), F("created_at", T, "since", False)),
+        _tenant),
+    Kind("contacts", "addresses for contact and invoicing", "contact and invoicing only (P9)", (
+        F("purpose", S, "what it is for", False), F("email", S, "the address", False)),
+        _contacts),
+    Kind("users", "people of the tenant on the portal", "signing in; until removed", (
+        F("id", S, "internal id", False), F("email", S, "sign-in name", False),
+        F("name", S, "display name", False),
+        F("role", S, "tenant_admin, tenant_member or external", False),
+        F("permissions", S, "external users: what they may see"),
+        F("two_factor", B, "whether two-factor is on", False),
+        F("password_set", B, "whether a password is set (never the password)", False),
+        F("removed_at", T, "when removed"), F("created_at", T, "since", False)), _users),
+    Kind("accounts", "SFTP logins", "signing in systems; until removed", (
+        F("id", S, "internal id", False), F("login", S, "the login name", False),
+        F("disabled", B, "disabled", False),
+        F("password_set", B, "whether a password is set (never the password)", False),
+        F("key_fingerprints", S, "SHA-256 fingerprints of the public keys"),
+        F("created_at", T, "since", False)), _accounts),
+    Kind("tokens", "API tokens", "API access; until revoked or expired (never the token)", (
+        F("id", S, "internal id", False), F("name", S, "its name", False),
+        F("scopes", S, "what it may do", False), F("made_by", S, "the maker's user id"),
+        F("created_at", T, "made", False), F("expires_at", T, "expires", False),
+        F("revoked_at", T, "revoked"), F("last_used_at", T, "last used (to the minute)")),
+        _tokens),
+    Kind("processes", "what happens to your files, with each spec's YAML",
+         "the agreed processing; until changed or erased", (
+        F("id", S, "internal id", False), F("name", S, "name", False),
+        F("folder", S, "inbox folder", False), F("version", N, "version", False),
+        F("spec_yaml", S, "the spec", False), F("created_at", T, "made", False),
+        F("updated_at", T, "last changed", False)), _processes),
+    Kind("connections", "where pushes go (never a secret)", "delivery; until replaced", (
+        F("name", S, "name", False), F("kind", S, "sftp", False), F("host", S, "host", False),
+        F("port", N, "port", False), F("username", S, "login on the target", False),
+        F("secret", S, "whether a secret is set", False),
+        F("updated_at", T, "last changed", False)), _connections),
+    Kind("transfers", "each file's passage: metadata, never content",
+         "reports (P4); none when reporting is off", (
+        F("id", S, "transfer id", False), F("process", S, "the process"),
+        F("file", S, "folder/name", False), F("state", S, "where it ended", False),
+        F("error", S, "why it failed"), F("opened_at", T, "upload began", False),
+        F("received_at", T, "upload ended"), F("processed_at", T, "transformed"),
+        F("input_erased_at", T, "input erased"), F("delivered_at", T, "delivered"),
+        F("erased_at", T, "last blob erased"), F("bytes_in", N, "input size"),
+        F("bytes_out", N, "output size"), F("rows_in", N, "input rows"),
+        F("rows_out", N, "output rows")), _transfers),
+    Kind("grants", "support access requests and grants", "P12; kept with the audit log", (
+        F("id", S, "id", False), F("staff", S, "the support user", False),
+        F("reason", S, "why asked", False), F("ticket", S, "ticket", False),
+        F("requested_scopes", S, "asked for", False), F("scopes", S, "granted"),
+        F("state", S, "pending, active, refused, expired or revoked", False),
+        F("requested_at", T, "asked", False), F("expires_at", T, "lapses or ends", False),
+        F("answered_at", T, "answered"), F("answered_by", S, "by"),
+        F("first_used_at", T, "first used"), F("ended_at", T, "ended"),
+        F("ended_by", S, "ended by")), _grants),
+    Kind("instructions", "your instructions to the processor", "P10; kept with the audit log", (
+        F("id", S, "id", False), F("asked_by", S, "who asked", False),
+        F("asked_at", T, "when", False), F("channel", S, "portal, email or phone", False),
+        F("reference", S, "reference", False), F("text", S, "what to do", False),
+        F("recorded_by", S, "recorded by", False), F("recorded_at", T, "recorded", False)),
+        _instructions),
+    Kind("support_messages", "the support thread", "P13; until erasure", (
+        F("id", S, "id", False), F("author", S, "who wrote", False),
+        F("from_support", B, "written by support", False), F("grant", S, "a linked request"),
+        F("text", S, "the message", False), F("created_at", T, "written", False)), _messages),
+    Kind("subprocessors", "sub-processors of your data", "Art. 28(2); none listed yet", (
+        F("name", S, "who", False), F("purpose", S, "what for", False),
+        F("location", S, "where", False)), _none),
+    Kind("incidents", "personal data breach notices", "Art. 33(2); none recorded", (
+        F("id", S, "id", False), F("opened_at", T, "noticed", False),
+        F("summary", S, "what happened", False)), _none),
+)
