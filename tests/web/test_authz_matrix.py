@@ -91,6 +91,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/refuse"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/revoke"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/data"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/data/export"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),
     ("GET", "/support"): frozenset({SUPPORT}),
@@ -112,6 +114,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/audit/checkpoints"): frozenset({TOKEN, OTHER_TOKEN}),
     ("GET", "/api/v1/audit/verify"): frozenset({TOKEN, OTHER_TOKEN}),
     ("GET", "/api/v1/grants"): frozenset({TOKEN, OTHER_TOKEN}),
+    ("GET", "/api/v1/export"): frozenset({TOKEN, OTHER_TOKEN}),
     # {grant_id} is a request of acme: another tenant's token finds nothing (404).
     # Nobody approves here, since no test code is a valid one (test_grants.py approves).
     ("POST", "/api/v1/grants/{grant_id}/approve"): frozenset(),

@@ -62,6 +62,6 @@ def test_schemathesis_finds_nothing_against_the_served_document(tmp_path: Path,
         report = result.stdout[-20000:] + result.stderr[-5000:]
         assert result.returncode == 0, report
         assert "No issues found" in result.stdout, report
-        assert "11 selected / 11 total" in result.stdout, report
+        assert "12 selected / 12 total" in result.stdout, report
     finally:
         stop_web(web)

@@ -44,6 +44,7 @@ SCOPES: dict[str, Action] = {
     "audit:read": Action.VIEW_AUDIT,
     "grants:read": Action.VIEW_GRANTS,
     "grants:manage": Action.MANAGE_GRANTS,
+    "export": Action.EXPORT_DATA,
 }
 SCOPE_LABELS: dict[str, str] = {
     "upload": "Upload files into a process's inbox",
@@ -53,6 +54,7 @@ SCOPE_LABELS: dict[str, str] = {
     "grants:read": "Read support access requests and grants",
     "grants:manage": "Refuse and revoke support access; approve with a fresh code "
                      "(admins' tokens)",
+    "export": "Download everything held about the tenant, as one ZIP (admins' tokens)",
 }
 DEFAULT_DAYS = 90
 MAX_DAYS = 365

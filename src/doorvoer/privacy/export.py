@@ -16,6 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +30,7 @@ from doorvoer.privacy.kinds import KINDS, Field, Kind
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 
+STALE_S = 3600  # a temporary export older than this was never sent: it goes
 _JSON_TYPE = {"string": "string", "integer": "integer", "boolean": "boolean", "time": "string"}
 
 
@@ -114,6 +118,29 @@ def record_export(w: Work, tenant: Tenant, counts: dict[str, int], how: str) -> 
     """The export in the tenant's audit log (after it is whole)."""
     audit.record(w, tenant.id, Event.TENANT_EXPORTED,
                  f"{how}: {sum(counts.values())} records")
+
+
+def export_file(ctx: Any, tenant_id: str, actor: Any, source: str | None,
+                how: str) -> Path:
+    """The tenant's export as a temporary file in the data directory (0600), for a door
+    to send and then delete; the export is recorded in the tenant's log."""
+    folder = ctx.settings.data_dir / "tmp"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for old in folder.glob("export-*.zip"):  # left by a node that stopped mid-send
+        if old.stat().st_mtime < time.time() - STALE_S:
+            old.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=folder)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f, ctx.reading(actor=actor) as r:
+            tenant = r.session.get_one(Tenant, tenant_id)
+            counts = write_export(r, tenant, f)
+        with ctx.unit(actor=actor, source=source) as w:
+            record_export(w, w.session.get_one(Tenant, tenant_id), counts, how)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def export_to(w: Work, tenant: Tenant, path: Path,

@@ -20,6 +20,7 @@ from doorvoer.web import (
     api_gdpr,
     audit_views,
     auth_views,
+    data_views,
     gdpr_views,
     operator_views,
     people_views,
@@ -58,9 +59,10 @@ def create_app(ctx: Context) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
     for module in (auth_views, account_views, people_views, tenant_views, gdpr_views,
-                   audit_views, thread_views, operator_views, support_views, token_views, api,
-                   api_gdpr):
+                   audit_views, thread_views, data_views, operator_views, support_views,
+                   token_views, api, api_gdpr):
         app.include_router(module.router)
+    app.include_router(data_views.api_router, responses=api.AUTH_ERRORS)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
