@@ -13,6 +13,7 @@ from doorvoer.context import Context
 from doorvoer.db import is_sqlite, unless_waiting
 from doorvoer.tenants.models import Tenant
 from doorvoer.tenants.service import create_tenant
+from doorvoer.unit import Work
 
 
 def _tenants(ctx: Context) -> list[str]:
@@ -127,3 +128,18 @@ def test_a_unit_is_used_once_and_only_inside_its_block(ctx: Context) -> None:
         w.execute(select(1))
     with pytest.raises(RuntimeError, match="once"), w:
         pass
+
+
+def test_a_snapshot_reading_sees_one_state_while_others_write(ctx: Context) -> None:
+    def count(w: Work) -> int:
+        return int(w.session.scalar(select(func.count()).select_from(Tenant)) or 0)
+
+    with ctx.unit() as w:
+        create_tenant(w, "first", "First", None)
+    with ctx.reading(snapshot=True) as r:
+        assert count(r) == 1
+        with ctx.unit() as w:  # another writer commits meanwhile
+            create_tenant(w, "second", "Second", None)
+        assert count(r) == 1  # the export's view does not move
+    with ctx.reading() as r:
+        assert count(r) == 2

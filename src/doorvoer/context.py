@@ -58,9 +58,12 @@ class Context:
         """A unit of work that may write (see unit.py): `with ctx.unit() as w: ...`."""
         return Work(self, write=True, actor=actor, source=source)
 
-    def reading(self, *, actor: Actor | None = None, source: str | None = None) -> Work:
-        """A unit of work that only reads: on SQLite it never waits for the writer."""
-        return Work(self, write=False, actor=actor, source=source)
+    def reading(self, *, actor: Actor | None = None, source: str | None = None,
+                snapshot: bool = False) -> Work:
+        """A unit of work that only reads: on SQLite it never waits for the writer.
+        `snapshot`: all its reads see one state of the database (an export), also on
+        PostgreSQL (REPEATABLE READ; SQLite's read transactions are snapshots anyway)."""
+        return Work(self, write=False, actor=actor, source=source, snapshot=snapshot)
 
     def run(self, fn: Callable[..., T], *args: Any, write: bool = True) -> T:
         """`fn(w, *args)` in a unit of work of its own (a job's step, a test's)."""

@@ -45,9 +45,10 @@ class Work:
     """One unit of work. Use it as a context manager, once."""
 
     def __init__(self, ctx: Context, *, write: bool = True, actor: Actor | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, snapshot: bool = False) -> None:
         self.ctx = ctx
         self.write = write
+        self.snapshot = snapshot  # every read sees one state (SQLite's read transactions do)
         self.actor = actor  # who acts, as the door knows them
         self.source = source  # from where: an address, or None
         self.outgoing: list[EmailMessage] = []
@@ -171,6 +172,8 @@ class Work:
             conn = stack.enter_context(engine.connect())
             if self.write:
                 conn.execution_options(**{WRITE_OPTION: True})
+            elif self.snapshot and engine.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
             self._trans = conn.begin()
         except BaseException:
             stack.close()

@@ -196,7 +196,7 @@ def tenant_export(
     if out_path.is_dir():
         raise fail(f"--out {out_path}: that is a folder; give a file name like {tenant}.zip")
     with opened(settings_for(data_dir)) as ctx:
-        with ctx.reading() as r, Progress(transient=True, console=err) as bar:
+        with ctx.reading(snapshot=True) as r, Progress(transient=True, console=err) as bar:
             task = bar.add_task("exporting", total=len(KINDS) + 1)
 
             def step(name: str) -> None:

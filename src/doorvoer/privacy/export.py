@@ -132,7 +132,7 @@ def export_file(ctx: Any, tenant_id: str, actor: Any, source: str | None,
     fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=folder)
     path = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f, ctx.reading(actor=actor) as r:
+        with os.fdopen(fd, "wb") as f, ctx.reading(actor=actor, snapshot=True) as r:
             tenant = r.session.get_one(Tenant, tenant_id)
             counts = write_export(r, tenant, f)
         with ctx.unit(actor=actor, source=source) as w:
