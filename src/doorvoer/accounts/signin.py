@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncssh
 from sqlalchemy import select
 
+from doorvoer.access.policy import Actor, Role
 from doorvoer.accounts import notices, totp
 from doorvoer.accounts.errors import Throttled, WrongPassword
 from doorvoer.accounts.machines import TokenUse, find_login, mark_used, token_actor
@@ -224,6 +225,12 @@ class Login:
     tenant_id: str
     tenant_slug: str
 
+    @property
+    def actor(self) -> Actor:
+        """The account as the policy and the audit log see it."""
+        return Actor(user_id=None, role=Role.ACCOUNT, tenant_id=self.tenant_id,
+                     name=f"{self.account_name}@{self.tenant_slug}", ref=self.account_id)
+
 
 def sign_in_account(w: Work, username: str, address: str, *, password: str | None = None,
                     key: asyncssh.SSHKey | None = None) -> Login | None:
@@ -254,15 +261,13 @@ def sign_in_account(w: Work, username: str, address: str, *, password: str | Non
 
 def signed_in_account(w: Work, login: Login, method: str) -> None:
     """Record an SFTP login once it is complete (asyncssh checks a key twice)."""
-    audit.record(w, login.tenant_id, Event.SFTP_LOGIN_SUCCEEDED, method, actor=audit.Who(
-        "account", login.account_id, f"{login.account_name}@{login.tenant_slug}",
-        "sftp-account"))
+    audit.record(w, login.tenant_id, Event.SFTP_LOGIN_SUCCEEDED, method,
+                 actor=audit.who(login.actor))
 
 
 def sftp_session_started(w: Work, login: Login) -> None:
-    audit.record(w, login.tenant_id, Event.SFTP_SESSION_STARTED, None, actor=audit.Who(
-        "account", login.account_id, f"{login.account_name}@{login.tenant_slug}",
-        "sftp-account"))
+    audit.record(w, login.tenant_id, Event.SFTP_SESSION_STARTED, None,
+                 actor=audit.who(login.actor))
 
 
 def sign_in_token(w: Work, secret: str) -> TokenUse | None:

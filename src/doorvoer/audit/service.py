@@ -5,9 +5,9 @@ so a change that commits always has its entry and a rolled-back one never has.
 chained, three statements per chain: the head row is read and locked (on PostgreSQL
 `FOR UPDATE`, so concurrent writers of one chain queue there and the chain stays
 unbroken; on SQLite the unit's writer lock already serializes them), the entries are
-hashed in order and inserted, and the head takes the last seq and hash. Checkpoints are signed heads
-(`notes.py`), issued at once after the events that need one and by `checkpoint_due`
-at least hourly while a chain moves.
+hashed in order and inserted, and the head takes the last seq and hash. Checkpoints
+are signed heads (`notes.py`), issued at once after the events that need one and by
+`checkpoint_due` at least hourly while a chain moves.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 
 from doorvoer.access.policy import Actor, Role
 from doorvoer.audit import chain as chains
@@ -110,9 +110,7 @@ def _flush(w: Work) -> None:
         rows = []
         for _, at, actor, action, obj, source, _ in items:
             seq += 1
-            entry = {"seq": seq, "time": chains.rfc3339(at), "actor": actor.as_json(),
-                     "action": action, "object": obj, "source": source, "prev": prev}
-            digest = chains.entry_hash(entry)
+            digest = chains.entry_hash(_entry(seq, at, actor, action, obj, source, prev))
             rows.append({"chain": chain, "seq": seq, "at": at, "actor_kind": actor.kind,
                          "actor_id": actor.id, "actor_name": actor.name,
                          "actor_role": actor.role, "grant_id": actor.grant,
@@ -180,13 +178,19 @@ def checkpoints(w: Work, chain: str) -> list[Checkpoint]:
 # ---------------------------------------------------------------- reading
 
 
+def _entry(seq: int, at: datetime, actor: Who, action: str, obj: str | None,
+           source: str | None, prev: str) -> dict[str, Any]:
+    """An entry as the contract has it (docs/audit.md), without its `hash`."""
+    return {"seq": seq, "time": chains.rfc3339(at), "actor": actor.as_json(),
+            "action": action, "object": obj, "source": source, "prev": prev}
+
+
 def as_entry(row: Any) -> dict[str, Any]:
     """A stored entry as the export has it."""
     actor = Who(row.actor_kind, row.actor_id, row.actor_name, row.actor_role,
                 row.grant_id, row.instruction_id)
-    return {"seq": row.seq, "time": chains.rfc3339(row.at), "actor": actor.as_json(),
-            "action": row.action, "object": row.object, "source": row.source,
-            "prev": row.prev, "hash": row.hash}
+    return {**_entry(row.seq, row.at, actor, row.action, row.object, row.source, row.prev),
+            "hash": row.hash}
 
 
 def entries(w: Work, chain: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
@@ -236,8 +240,6 @@ def search(w: Work, chain: str, *, kind: str | None = None, action: str | None =
            offset: int = 0, limit: int = 50) -> Page:
     """Entries newest first, filtered by actor kind, action (a prefix: `sftp:` or
     `upload:file:accepted`) and time."""
-    from sqlalchemy import func
-
     conds = [_E.c.chain == chain, *_filters(kind, action, since, until)]
     total = w.execute(select(func.count()).select_from(_E).where(*conds)).scalar() or 0
     rows = w.execute(select(_E).where(*conds).order_by(_E.c.seq.desc())
@@ -245,12 +247,15 @@ def search(w: Work, chain: str, *, kind: str | None = None, action: str | None =
     return Page([as_entry(r) for r in rows], total)
 
 
-def under_instruction(w: Work, chain: str, instruction_id: str) -> list[dict[str, Any]]:
-    """The entries of what was done under an instruction, oldest first."""
-    rows = w.execute(select(_E).where(_E.c.chain == chain,
-                                      _E.c.instruction_id == instruction_id)
-                     .order_by(_E.c.seq)).all()
-    return [as_entry(r) for r in rows]
+def under_instructions(w: Work, chain: str) -> dict[str, list[dict[str, Any]]]:
+    """What was done under each instruction of the chain (its id -> the entries, oldest
+    first), in one walk of the chain."""
+    done: dict[str, list[dict[str, Any]]] = {}
+    for row in w.execute(select(_E).where(_E.c.chain == chain,
+                                          _E.c.instruction_id.is_not(None))
+                         .order_by(_E.c.seq)):
+        done.setdefault(row.instruction_id, []).append(as_entry(row))
+    return done
 
 
 def head_of(w: Work, chain: str) -> chains.Head:

@@ -189,26 +189,24 @@ def tenant_export(
     """Everything held about the tenant, in one ZIP (README.txt says what is in it)."""
     from rich.progress import Progress
 
-    from doorvoer.privacy.export import export_to, record_export
+    from doorvoer.privacy.export import export_to
     from doorvoer.privacy.kinds import KINDS
     from doorvoer.tenants.service import require_tenant
 
     if out_path.is_dir():
         raise fail(f"--out {out_path}: that is a folder; give a file name like {tenant}.zip")
-    with opened(settings_for(data_dir)) as ctx:
-        with ctx.reading(snapshot=True) as r, Progress(transient=True, console=err) as bar:
-            task = bar.add_task("exporting", total=len(KINDS) + 1)
+    with opened(settings_for(data_dir)) as ctx, Progress(transient=True, console=err) as bar:
+        with ctx.reading() as r:
+            tenant_id = require_tenant(r, tenant).id
+        task = bar.add_task("exporting", total=len(KINDS) + 1)
 
-            def step(name: str) -> None:
-                bar.update(task, description=f"exporting {name}", advance=1)
+        def step(name: str) -> None:
+            bar.update(task, description=f"exporting {name}", advance=1)
 
-            row = require_tenant(r, tenant)
-            try:
-                counts = export_to(r, row, out_path, step)
-            except OSError as exc:
-                raise fail(f"--out {out_path}: cannot write it ({exc.strerror})") from None
-        with ctx.unit(actor=cli_actor()) as w:
-            record_export(w, row, counts, "cli")
+        try:
+            counts = export_to(ctx, tenant_id, out_path, cli_actor(), "cli", step)
+        except OSError as exc:
+            raise fail(f"--out {out_path}: cannot write it ({exc.strerror})") from None
     total = sum(counts.values())
     out.print(f"{out_path}: {total} records of {len(counts)} kinds, the audit log and its "
               "checkpoints")

@@ -24,8 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from doorvoer.access.policy import Actor
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
+from doorvoer.context import Context
 from doorvoer.privacy.kinds import KINDS, Field, Kind
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
@@ -114,16 +116,23 @@ def write_export(w: Work, tenant: Tenant, out: IO[bytes],
     return counts
 
 
-def record_export(w: Work, tenant: Tenant, counts: dict[str, int], how: str) -> None:
-    """The export in the tenant's audit log (after it is whole)."""
-    audit.record(w, tenant.id, Event.TENANT_EXPORTED,
-                 f"{how}: {sum(counts.values())} records")
+def export(ctx: Context, tenant_id: str, out: IO[bytes], *, actor: Actor | None,
+           how: str, source: str | None = None,
+           progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+    """The tenant's export into `out`, read in one snapshot (no writer held meanwhile),
+    then recorded in the tenant's audit log. Returns the rows per kind."""
+    with ctx.reading(actor=actor, snapshot=True) as r:
+        counts = write_export(r, r.session.get_one(Tenant, tenant_id), out, progress)
+    with ctx.unit(actor=actor, source=source) as w:
+        audit.record(w, tenant_id, Event.TENANT_EXPORTED,
+                     f"{how}: {sum(counts.values())} records")
+    return counts
 
 
-def export_file(ctx: Any, tenant_id: str, actor: Any, source: str | None,
+def export_file(ctx: Context, tenant_id: str, actor: Actor | None, source: str | None,
                 how: str) -> Path:
-    """The tenant's export as a temporary file in the data directory (0600), for a door
-    to send and then delete; the export is recorded in the tenant's log."""
+    """The export as a temporary file in the data directory (0600), for a door to send
+    and then delete."""
     folder = ctx.settings.data_dir / "tmp"
     folder.mkdir(mode=0o700, exist_ok=True)
     for old in folder.glob("export-*.zip"):  # left by a node that stopped mid-send
@@ -132,24 +141,21 @@ def export_file(ctx: Any, tenant_id: str, actor: Any, source: str | None,
     fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=folder)
     path = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f, ctx.reading(actor=actor, snapshot=True) as r:
-            tenant = r.session.get_one(Tenant, tenant_id)
-            counts = write_export(r, tenant, f)
-        with ctx.unit(actor=actor, source=source) as w:
-            record_export(w, w.session.get_one(Tenant, tenant_id), counts, how)
+        with os.fdopen(fd, "wb") as f:
+            export(ctx, tenant_id, f, actor=actor, source=source, how=how)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
 
 
-def export_to(w: Work, tenant: Tenant, path: Path,
+def export_to(ctx: Context, tenant_id: str, path: Path, actor: Actor | None, how: str,
               progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """The export into a file beside `path`, moved into place once whole."""
     tmp = path.with_name(f".{path.name}.partial")
     try:
         with tmp.open("wb") as f:
-            counts = write_export(w, tenant, f, progress)
+            counts = export(ctx, tenant_id, f, actor=actor, how=how, progress=progress)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import asyncssh
 from doorvoer.accounts import signin
 from doorvoer.accounts.errors import Throttled
 from doorvoer.accounts.signin import Login, sign_in_account
+from doorvoer.background import spawn
 from doorvoer.context import Context
 from doorvoer.db import unless_waiting
 from doorvoer.sftp import protocol
@@ -118,24 +119,13 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
         return login is not None and self._accept(login)
 
 
-_BACKGROUND: set[asyncio.Task[None]] = set()
-
-
 def in_background(ctx: Context, fn: Callable[..., None], *args: Any,
                   source: str | None = None) -> None:
     """A unit of work that nothing waits for (an audit entry of a login), off the event
-    loop; a failure is logged."""
+    loop."""
 
     def run() -> None:
         with ctx.unit(source=source) as w:
             fn(w, *args)
 
-    async def go() -> None:
-        try:
-            await asyncio.to_thread(run)
-        except Exception:
-            log.exception("background step failed")
-
-    task = asyncio.get_running_loop().create_task(go())
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
+    spawn(asyncio.to_thread(run), getattr(fn, "__name__", "step"))

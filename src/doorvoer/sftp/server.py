@@ -28,7 +28,7 @@ from asyncssh import (
     SFTPOpUnsupported,
 )
 
-from doorvoer.access.policy import Action, Actor, Resource, Role, authorize
+from doorvoer.access.policy import Action, Resource, authorize
 from doorvoer.accounts.signin import Login, sftp_session_started
 from doorvoer.context import Context
 from doorvoer.db import unless_waiting
@@ -65,9 +65,7 @@ class DoorvoerSFTPServer(asyncssh.SFTPServer):
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else None
         self._login = login
-        self._actor = Actor(user_id=None, role=Role.ACCOUNT, tenant_id=login.tenant_id,
-                            name=f"{login.account_name}@{login.tenant_slug}",
-                            ref=login.account_id)
+        self._actor = login.actor
         self._handles = 0
         self._tree = Tree(login.tenant_id)
         in_background(ctx, sftp_session_started, login, source=self._peer)

@@ -6,10 +6,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
+from sqlalchemy import select
+
+from doorvoer.access.policy import Role
+from doorvoer.accounts.models import User
 from doorvoer.config import Settings
 from doorvoer.mail import message
 from doorvoer.support.models import Grant
 from doorvoer.tenants.models import Tenant
+from doorvoer.unit import Work
+
+
+def tenant_recipients(w: Work, tenant: Tenant) -> list[str]:
+    """Who hears of support access and support's messages: the tenant's admins and its
+    contact."""
+    admins = w.session.scalars(select(User.email).where(
+        User.tenant_id == tenant.id, User.role == Role.TENANT_ADMIN.value,
+        User.disabled_at.is_(None)).order_by(User.email))
+    return list(dict.fromkeys([*admins, *filter(None, [tenant.contact_email])]))
 
 
 def _when(moment: datetime) -> str:

@@ -14,11 +14,12 @@ the tenant."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from doorvoer.access.policy import (
     GRANT_SCOPES,
@@ -38,7 +39,8 @@ from doorvoer.audit.models import OPERATOR_CHAIN
 from doorvoer.db import utcnow
 from doorvoer.support import notices
 from doorvoer.support.errors import GrantRefused, NoSuchGrant
-from doorvoer.support.models import Grant, GrantState, SupportMessage
+from doorvoer.support.models import Grant, GrantState
+from doorvoer.support.thread import link_request
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 
@@ -64,19 +66,24 @@ def _scopes(wanted: Iterable[str]) -> list[str]:
     return [s for s in SCOPES if s in chosen]
 
 
-def tenant_recipients(w: Work, tenant: Tenant) -> list[str]:
-    """Who hears of support access: the tenant's admins and its contact."""
-    admins = w.session.scalars(select(User.email).where(
-        User.tenant_id == tenant.id, User.role == Role.TENANT_ADMIN.value,
-        User.disabled_at.is_(None)).order_by(User.email))
-    out = list(dict.fromkeys([*admins, *([tenant.contact_email] if tenant.contact_email
-                                          else [])]))
-    return out
+def _tell(w: Work, tenant: Tenant, make: Callable[..., EmailMessage], grant: Grant,
+          *extra: str, staff: bool = False) -> None:
+    """Mail the tenant's admins and contact (and the support user, with `staff`)."""
+    to = notices.tenant_recipients(w, tenant) + ([grant.staff_email] if staff else [])
+    for address in to:
+        w.notify(make(w.settings, address, tenant, grant, *extra))
 
 
-def _tell_tenant(w: Work, tenant: Tenant, make: object, grant: Grant, *extra: str) -> None:
-    for to in tenant_recipients(w, tenant):
-        w.notify(make(w.settings, to, tenant, grant, *extra))  # type: ignore[operator]
+def _move(w: Work, grant: Grant, states: tuple[GrantState, ...], refusal: str,
+          **values: object) -> None:
+    """Move the grant on from one of `states`, unless someone else moved it first (a
+    conditional update: two admins answering at once cannot both win)."""
+    done = w.session.execute(update(Grant).where(
+        Grant.id == grant.id, Grant.state.in_([s.value for s in states])).values(**values)
+        .execution_options(synchronize_session=False))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise GrantRefused(refusal)
+    w.session.refresh(grant)
 
 
 # ---------------------------------------------------------------- asking and answering
@@ -112,11 +119,9 @@ def request_grant(w: Work, staff: User, tenant: Tenant, reason: str, ticket: str
     audit.record(w, tenant.id, Event.GRANT_REQUESTED,
                  f"{grant.id} ({','.join(wanted)}; ticket {ticket})",
                  actor=audit.who(w.actor, grant=grant.id))
-    _tell_tenant(w, tenant, notices.requested, grant)
-    w.session.add(SupportMessage(  # the request in the thread, linked
-        tenant_id=tenant.id, author_id=staff.id, author_email=staff.email,
-        from_support=True, grant_id=grant.id, created_at=now,
-        body=f"Asking for access ({', '.join(wanted)}), ticket {ticket}: {reason}"))
+    _tell(w, tenant, notices.requested, grant)
+    link_request(w, tenant, staff, grant.id,
+                 f"Asking for access ({', '.join(wanted)}), ticket {ticket}: {reason}")
     return grant
 
 
@@ -130,14 +135,7 @@ def _pending(w: Work, tenant: Tenant, grant_id: str) -> Grant:
     return grant
 
 
-def _answer(w: Work, grant: Grant, values: dict[str, object]) -> None:
-    """Move a pending grant on, unless someone else answered it first."""
-    done = w.session.execute(update(Grant).where(
-        Grant.id == grant.id, Grant.state == GrantState.PENDING.value).values(**values)
-        .execution_options(synchronize_session=False))
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        raise GrantRefused("this request was answered already")
-    w.session.refresh(grant)
+_ANSWERED = "this request was answered already"
 
 
 def approve(w: Work, admin: User, tenant: Tenant, grant_id: str, scopes: Iterable[str],
@@ -156,14 +154,13 @@ def approve(w: Work, admin: User, tenant: Tenant, grant_id: str, scopes: Iterabl
     if not 1 <= hours <= MAX_GRANT.total_seconds() // 3600:
         raise GrantRefused("the access may last from 1 hour to 7 days (168 hours)")
     now = utcnow()
-    _answer(w, grant, {"state": GrantState.ACTIVE.value, "scopes": ",".join(chosen),
-                       "answered_at": now, "answered_by": admin.email,
-                       "expires_at": now + timedelta(hours=hours)})
+    _move(w, grant, (GrantState.PENDING,), _ANSWERED, state=GrantState.ACTIVE.value,
+          scopes=",".join(chosen), answered_at=now, answered_by=admin.email,
+          expires_at=now + timedelta(hours=hours))
     audit.record(w, tenant.id, Event.GRANT_APPROVED,
                  f"{grant.id} ({','.join(chosen)}; until "
                  f"{grant.expires_at.strftime('%Y-%m-%dT%H:%MZ')})")
-    _tell_tenant(w, tenant, notices.approved, grant)
-    w.notify(notices.approved(w.settings, grant.staff_email, tenant, grant))
+    _tell(w, tenant, notices.approved, grant, staff=True)
     return grant
 
 
@@ -183,8 +180,8 @@ def approve_with_code(w: Work, admin: User, tenant: Tenant, grant_id: str, code:
 
 def refuse(w: Work, admin: User, tenant: Tenant, grant_id: str) -> Grant:
     grant = _pending(w, tenant, grant_id)
-    _answer(w, grant, {"state": GrantState.REFUSED.value, "answered_at": utcnow(),
-                       "answered_by": admin.email})
+    _move(w, grant, (GrantState.PENDING,), _ANSWERED, state=GrantState.REFUSED.value,
+          answered_at=utcnow(), answered_by=admin.email)
     audit.record(w, tenant.id, Event.GRANT_REFUSED, grant.id)
     w.notify(notices.refused(w.settings, tenant, grant))
     return grant
@@ -196,18 +193,10 @@ def revoke(w: Work, admin: User, tenant: Tenant, grant_id: str) -> Grant:
                                                  Grant.tenant_id == tenant.id))
     if grant is None:
         raise NoSuchGrant
-    now = utcnow()
-    done = w.session.execute(update(Grant).where(
-        Grant.id == grant.id,
-        Grant.state.in_([GrantState.ACTIVE.value, GrantState.PENDING.value]))
-        .values(state=GrantState.REVOKED.value, ended_at=now, ended_by=admin.email)
-        .execution_options(synchronize_session=False))
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        raise GrantRefused("this access has ended already")
-    w.session.refresh(grant)
+    _move(w, grant, (GrantState.ACTIVE, GrantState.PENDING), "this access has ended already",
+          state=GrantState.REVOKED.value, ended_at=utcnow(), ended_by=admin.email)
     audit.record(w, tenant.id, Event.GRANT_REVOKED, grant.id)
-    _tell_tenant(w, tenant, notices.ended, grant, "was revoked")
-    w.notify(notices.ended(w.settings, grant.staff_email, tenant, grant, "was revoked"))
+    _tell(w, tenant, notices.ended, grant, "was revoked", staff=True)
     return grant
 
 
@@ -226,9 +215,8 @@ def expire_due(w: Work, now: datetime | None = None) -> int:
         grant.ended_at = grant.expires_at
         audit.record(w, tenant.id, Event.GRANT_EXPIRED if was_active else Event.GRANT_LAPSED,
                      grant.id, actor=audit.SYSTEM)
-        how = "expired" if was_active else "lapsed unanswered"
-        _tell_tenant(w, tenant, notices.ended, grant, how)
-        w.notify(notices.ended(w.settings, grant.staff_email, tenant, grant, how))
+        _tell(w, tenant, notices.ended, grant,
+              "expired" if was_active else "lapsed unanswered", staff=True)
     return len(due)
 
 
@@ -293,7 +281,7 @@ def _first_use(w: Work, tenant: Tenant, grant_id: str) -> None:
         w.session.refresh(grant)
         audit.record(w, tenant.id, Event.GRANT_FIRST_USED, grant.id,
                      actor=audit.who(w.actor, grant=grant.id))
-        _tell_tenant(w, tenant, notices.first_used, grant)
+        _tell(w, tenant, notices.first_used, grant)
 
 
 # ---------------------------------------------------------------- reading
@@ -310,13 +298,11 @@ def grants_of_staff(w: Work, staff_id: str) -> list[tuple[Grant, Tenant]]:
         .where(Grant.staff_id == staff_id).order_by(Grant.requested_at.desc()))]
 
 
-def all_grants(w: Work, open_only: bool = False) -> list[tuple[Grant, Tenant]]:
+def all_grants(w: Work) -> list[tuple[Grant, Tenant]]:
     """Which grants exist (for operator admins): who, which tenant, scopes, state."""
-    q = select(Grant, Tenant).join(Tenant, Tenant.id == Grant.tenant_id)
-    if open_only:
-        q = q.where(or_(Grant.state == GrantState.PENDING.value,
-                        Grant.state == GrantState.ACTIVE.value))
-    return [(g, t) for g, t in w.session.execute(q.order_by(Grant.requested_at.desc()))]
+    return [(g, t) for g, t in w.session.execute(
+        select(Grant, Tenant).join(Tenant, Tenant.id == Grant.tenant_id)
+        .order_by(Grant.requested_at.desc()))]
 
 
 def current_state(grant: Grant, now: datetime | None = None) -> GrantState:

@@ -15,7 +15,7 @@ from doorvoer.db import utcnow
 from doorvoer.mail import message
 from doorvoer.support.errors import MessageRefused
 from doorvoer.support.models import SupportMessage
-from doorvoer.support.service import tenant_recipients
+from doorvoer.support.notices import tenant_recipients
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 
@@ -46,6 +46,14 @@ def post(w: Work, tenant: Tenant, author: User, body: str,
                              f"{author.email} (Doorvoer support) wrote in {tenant.name}'s "
                              f"support thread. Read it at {link}"))
     return row
+
+
+def link_request(w: Work, tenant: Tenant, staff: User, grant_id: str, text: str) -> None:
+    """Support's access request in the thread, linked to it (the request itself is in
+    the audit log and mailed already)."""
+    w.session.add(SupportMessage(tenant_id=tenant.id, author_id=staff.id,
+                                 author_email=staff.email, from_support=True,
+                                 grant_id=grant_id, body=text, created_at=utcnow()))
 
 
 def messages_of(w: Work, tenant_id: str) -> list[SupportMessage]:

@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response
 from doorvoer.access.policy import Action
 from doorvoer.privacy.export import export_file
 from doorvoer.privacy.kinds import KINDS
+from doorvoer.tenants.models import Tenant
 from doorvoer.web.api import ActorDep, _allow
 from doorvoer.web.deps import (
     CtxDep,
@@ -67,7 +68,5 @@ async def api_export(request: Request, ctx: CtxDep, actor: ActorDep) -> Any:
     path = await asyncio.to_thread(export_file, ctx, tenant_id, actor,
                                    client_address(request), "api")
     with ctx.reading() as w:
-        from doorvoer.tenants.models import Tenant
-
         slug = w.session.get_one(Tenant, tenant_id).slug
     return _send(path, slug)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import anyio.from_thread
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse
 
 from doorvoer import mail
@@ -30,6 +30,7 @@ from doorvoer.access.policy import (
 from doorvoer.accounts.models import User, WebSession
 from doorvoer.accounts.people import actor_of
 from doorvoer.accounts.sessions import fresh_2fa, load_session
+from doorvoer.background import spawn
 from doorvoer.context import Context
 from doorvoer.support.service import active_grants, staff_request
 from doorvoer.tenants.models import Tenant
@@ -166,23 +167,20 @@ def tenant_for(ctx: Context, request: Request, viewer: Viewer, slug: str,
     with ctx.reading() as w:
         tenant = get_tenant(w, slug)
     resource = Resource(tenant.id if tenant else "\0unknown")
-    allowed = [a for a in actions if is_allowed(viewer.actor, a, resource)]
+    action = next((a for a in actions if is_allowed(viewer.actor, a, resource)), actions[0])
     if viewer.actor.role.is_staff:
         with unit(ctx, request, viewer) as w:
-            decision = staff_request(w, viewer.actor, allowed[0] if allowed else actions[0],
-                                     tenant, request.url.path)
+            decision = staff_request(w, viewer.actor, action, tenant, request.url.path)
         send_later(ctx, w.outgoing)
         if not decision.allowed:
-            raise Denied(actions[0].value, decision.why)
-    if not allowed:
-        raise Denied(actions[0].value)
-    authorize(viewer.actor, allowed[0], resource)
+            raise Denied(action.value, decision.why)
+    authorize(viewer.actor, action, resource)
     assert tenant is not None
     return tenant
 
 
 def send_later(ctx: Context, outgoing: list[Any]) -> None:
-    """Send mail a synchronous route queued, without holding up its answer."""
+    """Send mail a route queued, without holding up its answer."""
     if not outgoing:
         return
 
@@ -190,25 +188,13 @@ def send_later(ctx: Context, outgoing: list[Any]) -> None:
         for msg in outgoing:
             await mail.send(ctx.settings, msg)
 
-    def spawn() -> None:
-        task = asyncio.get_running_loop().create_task(go())
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # a route run in the thread pool: the loop starts the task
-        anyio.from_thread.run_sync(spawn)
-    else:
-        spawn()
+    spawn(go(), "mail")
 
 
-_BACKGROUND: set[asyncio.Task[None]] = set()
-
-
-async def check_csrf(request: Request, viewer: Viewer) -> dict[str, Any]:
-    """Read a posted form and check its CSRF token against the session's."""
-    form = dict(await request.form())
+async def check_csrf(request: Request, viewer: Viewer) -> FormData:
+    """Read a posted form and check its CSRF token against the session's; the form
+    (repeated fields by `getlist`)."""
+    form = await request.form()
     sent = str(form.get("csrf", ""))
     if not hmac.compare_digest(sent.encode(), viewer.csrf.encode()):
         raise CsrfFailed

@@ -48,7 +48,7 @@ def _page(request: Request, ctx: CtxDep, viewer: Viewer, tenant: Tenant,
     with ctx.reading(actor=viewer.actor) as w:
         grants = support.grants_of_tenant(w, tenant.id)
         filed = instructions_of(w, tenant.id)
-        done_under = {i.id: audit.under_instruction(w, tenant.id, i.id) for i in filed}
+        done_under = audit.under_instructions(w, tenant.id)
     states = {g.id: support.current_state(g) for g in grants}
     return render(
         request, "tenant/gdpr.html", viewer=viewer, tenant=tenant, nav="gdpr",
@@ -77,13 +77,12 @@ async def _answer(request: Request, ctx: CtxDep, viewer: Viewer, slug: str, gran
     if verb == "approve":
         require_fresh_2fa(ctx, viewer, back)
     form = await check_csrf(request, viewer)
-    raw = await request.form()
 
     def act(w: Work) -> None:
         if verb == "approve":
             hours = str(form.get("hours", ""))
             support.approve(w, viewer.user, tenant, grant_id,
-                            [str(s) for s in raw.getlist("scope")],
+                            [str(s) for s in form.getlist("scope")],
                             int(hours) if hours.isdigit() else 0)
         elif verb == "refuse":
             support.refuse(w, viewer.user, tenant, grant_id)

@@ -115,9 +115,8 @@ def _invite(w: Work, tenant: Tenant, inviter_id: str, email: str, role_value: st
 async def tenant_invite(request: Request, ctx: CtxDep, viewer: ViewerDep,
                         slug: str) -> Response:
     tenant = tenant_for(ctx, request, viewer, slug, Action.INVITE_USERS)
-    await check_csrf(request, viewer)
+    form = await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
-    form = await request.form()  # read once by check_csrf; cached
     email = str(form.get("email", "")).strip()
     role_value = str(form.get("role", ""))
     permissions = frozenset(str(p) for p in form.getlist("permissions"))

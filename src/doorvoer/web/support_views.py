@@ -5,6 +5,7 @@ its answers (/support); operator admins see which grants exist, never the data
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -13,8 +14,8 @@ from doorvoer.access.policy import OPERATOR, Action, authorize
 from doorvoer.errors import UserError
 from doorvoer.reports.format import register
 from doorvoer.support import service as support
-from doorvoer.tenants.models import Tenant
-from doorvoer.tenants.service import get_tenant
+from doorvoer.tenants.service import get_tenant, list_tenants
+from doorvoer.unit import Work
 from doorvoer.web.deps import CtxDep, Viewer, ViewerDep, check_csrf, in_unit, render, templates
 
 router = APIRouter(include_in_schema=False)
@@ -23,11 +24,9 @@ register(templates.env)
 
 def _page(request: Request, ctx: CtxDep, viewer: Viewer, status_code: int = 200,
           **extra: Any) -> Response:
-    from sqlalchemy import select
-
     with ctx.reading(actor=viewer.actor) as w:
         mine = support.grants_of_staff(w, viewer.user.id)
-        tenants = list(w.session.scalars(select(Tenant).order_by(Tenant.name)))
+        tenants = list_tenants(w)
     return render(request, "support/index.html", viewer=viewer, grants=mine,
                   tenants=tenants, scopes=support.SCOPE_LABELS, state=support.current_state,
                   status_code=status_code, **extra)
@@ -46,12 +45,11 @@ def support_home(request: Request, ctx: CtxDep, viewer: ViewerDep,
 async def support_ask(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response:
     authorize(viewer.actor, Action.REQUEST_GRANTS, OPERATOR)
     form = await check_csrf(request, viewer)
-    raw = await request.form()
     slug = str(form.get("tenant", ""))
-    scopes = [str(s) for s in raw.getlist("scope")]
+    scopes = [str(s) for s in form.getlist("scope")]
     reason, ticket = str(form.get("reason", "")), str(form.get("ticket", ""))
 
-    def ask(w: Any) -> str:
+    def ask(w: Work) -> str:
         tenant = get_tenant(w, slug)
         if tenant is None:
             raise UserError("pick the tenant you need access to")
@@ -64,8 +62,6 @@ async def support_ask(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Respo
         return _page(request, ctx, viewer, status_code=400, error=str(exc),
                      form={"tenant": slug, "reason": reason, "ticket": ticket,
                            "scopes": scopes})
-    from urllib.parse import quote
-
     return RedirectResponse(f"/support?asked={quote(name)}", 303)
 
 

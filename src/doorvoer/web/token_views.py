@@ -70,9 +70,8 @@ def tokens_page(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) -> 
 @router.post("/t/{slug}/tokens")
 async def create(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) -> Response:
     tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_TOKENS)
-    await check_csrf(request, viewer)
+    form = await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/tokens")  # a new credential: like a password
-    form = await request.form()  # parsed once: starlette keeps it
     name = str(form.get("name", ""))
     scopes = [str(v) for v in form.getlist("scope")]
     raw_days = str(form.get("days", "")).strip()
