@@ -67,6 +67,13 @@ def readme(tenant: Tenant) -> str:
     return "\n".join(lines)
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    """A streamed member, dated now (a bare name would be dated 1980) and compressed."""
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def _csv_value(value: Any) -> str:
     if value is None:
         return ""
@@ -88,7 +95,7 @@ def write_export(w: Work, tenant: Tenant, out: IO[bytes],
             n = 0
             # One pass for each file (a ZIP takes one writer at a time); the reading
             # unit sees the same rows both times.
-            with z.open(f"data/{kind.name}.json", "w", force_zip64=True) as raw:
+            with z.open(_member(f"data/{kind.name}.json"), "w", force_zip64=True) as raw:
                 raw.write(b"[")
                 for row in kind.rows(w, tenant):
                     ordered = {name: row.get(name) for name in names}
@@ -96,7 +103,7 @@ def write_export(w: Work, tenant: Tenant, out: IO[bytes],
                         ordered, ensure_ascii=False).encode("utf-8"))
                     n += 1
                 raw.write(b"\n]\n" if n else b"]\n")
-            with z.open(f"data/{kind.name}.csv", "w", force_zip64=True) as raw:
+            with z.open(_member(f"data/{kind.name}.csv"), "w", force_zip64=True) as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 writer = csv.writer(text)
                 writer.writerow(names)
@@ -108,7 +115,7 @@ def write_export(w: Work, tenant: Tenant, out: IO[bytes],
             z.writestr(f"schema/{kind.name}.schema.json",
                        json.dumps(schema_of(kind), indent=2) + "\n")
         progress("audit")
-        with z.open("audit/audit.jsonl", "w", force_zip64=True) as raw:
+        with z.open(_member("audit/audit.jsonl"), "w", force_zip64=True) as raw:
             for entry in audit.entries(w, tenant.id):
                 raw.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
         z.writestr("audit/checkpoints.txt",
