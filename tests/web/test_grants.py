@@ -157,6 +157,10 @@ def test_support_asks_the_admin_approves_support_sees_the_tenant_revokes(
 
     # The admin's audit page shows it; the operator admin sees the grant, not the data.
     page = ac.get("/t/acme/audit?action=grant:").text
+    # A page number that is no number the database can take shows the first page.
+    for odd in ("\u00b2", "9" * 30, "-3"):
+        assert ac.get(f"/t/acme/audit?page={odd}").status_code == 200
+        assert ac.get(f"/t/acme/transfers?page={odd}").status_code == 200
     assert "grant:access:revoked" in page and "upload:file" not in page
     op, op_pw, op_clock = _with_2fa(p, Role.OPERATOR_ADMIN)
     oc = p.login(op, op_pw, totp=op_clock)
@@ -259,6 +263,9 @@ def test_the_api_lists_refuses_revokes_and_approves_with_a_code(
                                "prev", "hash"}
     after = api.get(f"/api/v1/audit/entries?after={entries[0]['seq']}&limit=1").json()
     assert after[0]["seq"] == entries[0]["seq"] + 1
+    # A seq past the database's integers is the caller's mistake, named, not a 500.
+    r = api.get(f"/api/v1/audit/entries?after={2**63}")
+    assert r.status_code == 422 and "after" in r.text
     assert api.get("/api/v1/audit/checkpoints").json()[-1]["note"].startswith("doorvoer/")
     check = api.get("/api/v1/audit/verify").json()
     assert check["ok"] is True and check["first_bad_seq"] is None

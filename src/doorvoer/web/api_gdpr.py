@@ -36,8 +36,8 @@ GrantId = Annotated[str, Path(json_schema_extra={"pattern": ID_PATTERN})]
             operation_id="listAuditEntries", summary="Read the audit log")
 def audit_entries(
     ctx: CtxDep, actor: ActorDep,
-    after: Annotated[int, Query(ge=0, description="Only entries after this seq (oldest "
-                                                  "first): page with the last seq seen")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description=(
+        "Only entries after this seq (oldest first): page with the last seq seen"))] = 0,
     kind: Annotated[str | None, Query(description="Only this actor kind",
                                       pattern="^(person|account|staff|system)$")] = None,
     action: Annotated[str | None, Query(description="Only actions that start with this",

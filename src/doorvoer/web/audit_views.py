@@ -21,7 +21,15 @@ from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
 from doorvoer.audit.verify import verify
 from doorvoer.reports.format import register
-from doorvoer.web.deps import CtxDep, ViewerDep, render, templates, tenant_for, unit
+from doorvoer.web.deps import (
+    CtxDep,
+    ViewerDep,
+    render,
+    templates,
+    tenant_for,
+    unit,
+    whole_number,
+)
 
 router = APIRouter(include_in_schema=False)
 register(templates.env)
@@ -58,7 +66,7 @@ def audit_log(
                       "grant:request:approved")
         action = None
     first, last = _day(start, "from", errors), _day(end, "to", errors)
-    number = int(page) if page and page.isdigit() and int(page) > 0 else 1
+    number = whole_number(page, 1) or 1
     with unit(ctx, request, viewer, write=False) as w:
         found = audit.search(
             w, tenant.id, kind=kind or None, action=action or None,

@@ -57,6 +57,17 @@ def get_ctx(request: Request) -> Context:
 CtxDep = Annotated[Context, Depends(get_ctx)]
 
 
+def whole_number(raw: object, default: int, most: int = 10**9) -> int:
+    """A form or query field read as a count: ASCII digits from 0 to `most`, else the
+    default (a '²' is a digit to str.isdigit but not to int; a 30-digit page overflows
+    the database's integers)."""
+    text = str(raw if raw is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return default
+    value = int(text)
+    return value if value <= most else default
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 

@@ -30,6 +30,7 @@ from doorvoer.web.deps import (
     require_fresh_2fa,
     templates,
     tenant_for,
+    whole_number,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -83,7 +84,7 @@ async def _answer(request: Request, ctx: CtxDep, viewer: Viewer, slug: str, gran
             hours = str(form.get("hours", ""))
             support.approve(w, viewer.user, tenant, grant_id,
                             [str(s) for s in form.getlist("scope")],
-                            int(hours) if hours.isdigit() else 0)
+                            whole_number(hours, 0))
         elif verb == "refuse":
             support.refuse(w, viewer.user, tenant, grant_id)
         else:

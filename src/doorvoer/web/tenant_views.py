@@ -43,6 +43,7 @@ from doorvoer.web.deps import (
     templates,
     tenant_for,
     unit,
+    whole_number,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -116,7 +117,7 @@ def tenant_transfers(
     can_charts = viewer.can(Action.VIEW_REPORTS, tenant.id)
     filters, errors = parse_filters(utcnow().date(), start, end, state, process,
                                     name if can_table else None)
-    number = int(page) if page and page.isdigit() else 1
+    number = whole_number(page, 1) or 1
     with unit(ctx, request, viewer, write=False) as w:
         report = build_report(w, tenant, filters) if can_charts and tenant.report else None
         rows = transfer_page(w, tenant, filters, number, PER_PAGE) if can_table else None
@@ -157,7 +158,7 @@ def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
     if done == "on":
         notice = "Reporting is switched on: finished transfers are kept for reports."
     elif done == "off":
-        count = int(forgot) if forgot and forgot.isdigit() else 0
+        count = whole_number(forgot, 0)
         notice = (f"Reporting is switched off. {count} record{'s' if count != 1 else ''} of "
                   "finished transfers deleted.")
     return render(request, "tenant/settings.html", viewer=viewer, tenant=tenant,

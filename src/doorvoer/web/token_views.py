@@ -35,6 +35,7 @@ from doorvoer.web.deps import (
     require_fresh_2fa,
     tenant_for,
     unit,
+    whole_number,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -77,10 +78,11 @@ async def create(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str) ->
     raw_days = str(form.get("days", "")).strip()
     entered = {"name": name, "scopes": scopes, "days": raw_days}
     try:
-        if not raw_days.isdigit():
+        days = whole_number(raw_days, -1, MAX_DAYS * 10)
+        if days < 0:
             raise UserError(f"the expiry is a number of days, 1 to {MAX_DAYS}")
         with unit(ctx, request, viewer) as w:
-            made = create_token(w, tenant.id, viewer.user.id, name, scopes, int(raw_days))
+            made = create_token(w, tenant.id, viewer.user.id, name, scopes, days)
             secret, made_name = made.secret, made.row.name
     except UserError as exc:
         return _page(request, ctx, viewer, tenant, status_code=400, error=str(exc),
