@@ -204,3 +204,75 @@ def test_removing_people(account_portal: AccountPortal) -> None:
     r = p.post(admin, f"/t/acme/users/{ids[admin_email]}/remove", {}, page="/t/acme/users")
     assert r.status_code == 303 and r.headers["location"] == "/login"
     assert admin.get("/account").status_code == 303
+
+
+def test_suspending_and_resuming_people(account_portal: AccountPortal) -> None:
+    """A tenant admin suspends an external user (and an admin's API tokens stop with
+    them), resumes them, and the audit log says who did which; nobody else can."""
+    from doorvoer.accounts.machines import create_token
+    from doorvoer.audit import service as audit
+
+    p = account_portal
+    tenant_id = p.tenant("acme")
+    p.tenant("other")
+    admin_email, admin_password = p.person(Role.TENANT_ADMIN, "acme")
+    admin = p.login(admin_email, admin_password)
+    second_email, _ = p.person(Role.TENANT_ADMIN, "acme")
+    token = invite(p, admin, "accountant@example.org", "external", ["reports"])
+    external = p.client()
+    r = external.post(f"/invite/{token}", data={"name": "Acc", "password": PASSWORD,
+                                                "confirm": PASSWORD})
+    assert r.status_code == 303, r.text
+    assert external.get("/t/acme/dashboard").status_code == 200
+    with p.ctx.unit() as w:
+        ids = {email: uid for email, uid in w.session.execute(select(User.email, User.id))}
+        api_token = create_token(w, tenant_id, ids[second_email], "nightly", ["audit:read"],
+                                 days=1).secret
+    api = p.client()
+    api.headers["Authorization"] = f"Bearer {api_token}"
+    assert api.get("/api/v1/audit/verify").status_code == 200
+
+    # Others cannot: another tenant's admin, and the suspended person themselves.
+    outsider = p.login(*p.person(Role.TENANT_ADMIN, "other"))
+    r = p.post(outsider, f"/t/acme/users/{ids['accountant@example.org']}/suspend", {},
+               page="/account")
+    assert r.status_code == 403
+    r = p.post(admin, f"/t/acme/users/{ids[admin_email]}/suspend", {}, page="/t/acme/users")
+    assert r.status_code == 400 and "cannot suspend yourself" in r.text
+
+    # Suspended: the session ends at once, sign-in is refused, the page says so.
+    r = p.post(admin, f"/t/acme/users/{ids['accountant@example.org']}/suspend", {},
+               page="/t/acme/users")
+    assert r.status_code == 303 and r.headers["location"] == "/t/acme/users?done=suspended"
+    r = external.get("/t/acme/dashboard")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    r = p.client().post("/login", data={"email": "accountant@example.org",
+                                        "password": PASSWORD})
+    assert r.status_code == 401
+    assert "suspended" in admin.get("/t/acme/users").text
+    # An admin's tokens stop with them, and start again when they are resumed; with
+    # the second admin suspended, the first is the last one and stays.
+    r = p.post(admin, f"/t/acme/users/{ids[second_email]}/suspend", {}, page="/t/acme/users")
+    assert r.status_code == 303
+    assert api.get("/api/v1/audit/verify").status_code == 401
+    r = p.post(admin, f"/t/acme/users/{ids[second_email]}/resume", {}, page="/t/acme/users")
+    assert r.status_code == 303
+    assert api.get("/api/v1/audit/verify").status_code == 200
+
+    # Resumed: the same password works again.
+    r = p.post(admin, f"/t/acme/users/{ids['accountant@example.org']}/resume", {},
+               page="/t/acme/users")
+    assert r.status_code == 303 and r.headers["location"] == "/t/acme/users?done=resumed"
+    again = p.client()
+    r = again.post("/login", data={"email": "accountant@example.org", "password": PASSWORD})
+    assert r.status_code == 303
+    assert again.get("/t/acme/dashboard").status_code == 200
+    with p.ctx.reading() as w:
+        done = [(e["action"], e["object"], e["actor"]["name"])  # type: ignore[index]
+                for e in audit.entries(w, tenant_id)
+                if str(e["action"]).startswith(("user:person:suspended",
+                                                "user:person:resumed"))]
+    assert done == [("user:person:suspended", "accountant@example.org", admin_email),
+                    ("user:person:suspended", second_email, admin_email),
+                    ("user:person:resumed", second_email, admin_email),
+                    ("user:person:resumed", "accountant@example.org", admin_email)]

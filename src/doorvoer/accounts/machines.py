@@ -221,7 +221,7 @@ def token_actor(w: Work, secret: str, now: datetime | None = None) -> TokenUse |
     role = Role.TENANT_MEMBER
     if row.created_by is not None:
         creator = s.get(User, row.created_by)
-        if creator is None or creator.disabled_at is not None \
+        if creator is None or not creator.active \
                 or creator.tenant_id != row.tenant_id:
             return None
         actions &= allowed_actions(actor_of(creator, two_factor=False))

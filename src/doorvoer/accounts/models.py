@@ -56,8 +56,14 @@ class User(Base):
     totp_pending: Mapped[bytes | None] = mapped_column(LargeBinary)  # sealed, until confirmed
     totp_last_step: Mapped[int | None] = mapped_column()  # replay guard
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # removed
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # until resumed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def active(self) -> bool:
+        """May sign in and act: neither removed nor suspended."""
+        return self.disabled_at is None and self.suspended_at is None
 
 
 class RecoveryCode(Base):

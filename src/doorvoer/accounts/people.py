@@ -138,21 +138,59 @@ def staff_users(w: Work) -> list[User]:
                                   .order_by(User.email)))
 
 
-def remove_user(w: Work, tenant_id: str, user_id: str) -> User:
-    """Disable a person of the tenant: their sessions and API tokens end at once. The
-    last tenant admin cannot be removed (the tenant would have nobody to manage it)."""
+def _person_of(w: Work, tenant_id: str, user_id: str, doing: str) -> User:
+    """A person of the tenant, who may be removed or suspended: not its last active admin
+    (the tenant would have nobody to manage it)."""
     s = w.session
     user = s.get(User, user_id)
     if user is None or user.tenant_id != tenant_id:
         raise UserError("there is no such user in this tenant")
-    if user.disabled_at is not None:
-        return user
-    if user.role == Role.TENANT_ADMIN.value:
+    if user.role == Role.TENANT_ADMIN.value and user.active:
         admins = s.scalars(select(User.id).where(
             User.tenant_id == tenant_id, User.role == Role.TENANT_ADMIN.value,
-            User.disabled_at.is_(None))).all()
+            User.disabled_at.is_(None), User.suspended_at.is_(None))).all()
         if len(admins) <= 1:
-            raise UserError("this is the tenant's last admin: invite another admin first")
+            raise UserError(f"this is the tenant's last admin: invite another admin before "
+                            f"you {doing} this one")
+    return user
+
+
+def suspend_user(w: Work, tenant_id: str, user_id: str, by: User) -> User:
+    """Stop a person for now (an external accountant between engagements, say): they
+    cannot sign in, their sessions end at once and their API tokens stop working,
+    until a tenant admin resumes them. Nothing of theirs is deleted."""
+    if user_id == by.id:
+        raise UserError("you cannot suspend yourself")
+    user = _person_of(w, tenant_id, user_id, "suspend")
+    if user.disabled_at is not None:
+        raise UserError("this user was removed: invite them again instead")
+    if user.suspended_at is None:
+        user.suspended_at = utcnow()
+        audit.record(w, tenant_id, Event.USER_SUSPENDED, user.email)
+        end_sessions_of(w, user.id)
+    return user
+
+
+def resume_user(w: Work, tenant_id: str, user_id: str) -> User:
+    """Lift a suspension: the person signs in again as before."""
+    user = w.session.get(User, user_id)
+    if user is None or user.tenant_id != tenant_id:
+        raise UserError("there is no such user in this tenant")
+    if user.disabled_at is not None:
+        raise UserError("this user was removed: invite them again instead")
+    if user.suspended_at is not None:
+        user.suspended_at = None
+        audit.record(w, tenant_id, Event.USER_RESUMED, user.email)
+    return user
+
+
+def remove_user(w: Work, tenant_id: str, user_id: str) -> User:
+    """Disable a person of the tenant for good: their sessions and API tokens end at
+    once. The last tenant admin cannot be removed."""
+    user = _person_of(w, tenant_id, user_id, "remove")
+    if user.disabled_at is not None:
+        return user
+    s = w.session
     now = utcnow()
     user.disabled_at = now
     audit.record(w, tenant_id, Event.USER_REMOVED, user.email)
@@ -289,7 +327,7 @@ def accept_invitation(w: Work, token: str, name: str, password: str) -> User:
     elif user.tenant_id == row.tenant_id and user.disabled_at is not None:
         user.name, user.role = name, role.value
         user.permissions = ",".join(sorted(permissions))
-        user.disabled_at = None
+        user.disabled_at = user.suspended_at = None
         # A fresh start: the old second factor belongs to the old membership.
         user.totp_secret = user.totp_pending = None
         user.totp_last_step = None
@@ -318,7 +356,7 @@ def request_reset(w: Work, email: str) -> tuple[User, Link] | None:
     except UserError:
         return None
     user = w.session.scalar(select(User).where(User.email == email))
-    if user is None or user.disabled_at is not None:
+    if user is None or not user.active:
         return None
     w.session.execute(delete(EmailToken).where(
         EmailToken.purpose == RESET, EmailToken.user_id == user.id))
@@ -330,7 +368,7 @@ def find_reset(w: Work, token: str) -> tuple[EmailToken, User] | None:
     if row is None or row.user_id is None:
         return None
     user = w.session.get(User, row.user_id)
-    if user is None or user.disabled_at is not None or user.email != row.email:
+    if user is None or not user.active or user.email != row.email:
         return None
     return row, user
 

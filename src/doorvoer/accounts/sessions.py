@@ -56,7 +56,7 @@ def load_session(w: Work, token: str | None, now: datetime | None = None
     idle = now - row.last_seen_at > timedelta(seconds=settings.session_idle_s)
     old = now - row.created_at > timedelta(seconds=settings.session_absolute_s)
     user = s.get(User, row.user_id)
-    if idle or old or user is None or user.disabled_at is not None:
+    if idle or old or user is None or not user.active:
         s.delete(row)
         return None
     row.last_seen_at = now

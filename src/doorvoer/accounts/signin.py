@@ -73,7 +73,7 @@ def authenticate(w: Work, email: str, password: str) -> User | None:
     except UserError:
         email = ""
     user = w.session.scalar(select(User).where(User.email == email)) if email else None
-    usable = user is not None and user.disabled_at is None and user.password_hash is not None
+    usable = user is not None and user.active and user.password_hash is not None
     ok = verify_password(user.password_hash if usable and user else None, password)
     if not (ok and usable and user):
         return None

@@ -51,6 +51,8 @@ class Event(StrEnum):
     USER_INVITATION_REVOKED = "user:invitation:revoked"
     USER_JOINED = "user:invitation:accepted"
     USER_REMOVED = "user:person:removed"
+    USER_SUSPENDED = "user:person:suspended"
+    USER_RESUMED = "user:person:resumed"
     ACCOUNT_CREATED = "account:sftp:created"
     TOKEN_CREATED = "token:api:created"
     TOKEN_REVOKED = "token:api:revoked"

@@ -62,6 +62,7 @@ def _users(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
         yield {"id": u.id, "email": u.email, "name": u.name, "role": u.role,
                "permissions": u.permissions or None, "two_factor": u.totp_secret is not None,
                "password_set": u.password_hash is not None, "removed_at": _t(u.disabled_at),
+               "suspended_at": _t(u.suspended_at),
                "created_at": _t(u.created_at)}
 
 

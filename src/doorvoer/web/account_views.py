@@ -45,6 +45,9 @@ DONE = {
     "invited": "The invitation was sent.",
     "revoked": "The invitation was revoked: its link no longer works.",
     "removed": "The user was removed: their sessions and API tokens have ended.",
+    "suspended": "The user is suspended: they cannot sign in, their sessions have ended "
+                 "and their API tokens stop working until you resume them.",
+    "resumed": "The user is resumed: they can sign in again.",
 }
 BAD_CODE = "That code is not valid (or was used already). Try the next one."
 MailStatus = Annotated[str | None, Query(alias="mail")]

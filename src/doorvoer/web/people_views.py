@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.background import BackgroundTask
 from starlette.responses import RedirectResponse, Response
 
@@ -80,6 +80,7 @@ def _user_row(u: User) -> dict[str, Any]:
     return {"id": u.id, "email": u.email, "name": u.name, "role": role_text(u.role),
             "permissions": [p for p in u.permissions.split(",") if p],
             "two_factor": u.totp_secret is not None, "removed": u.disabled_at is not None,
+            "suspended": u.disabled_at is None and u.suspended_at is not None,
             "created_at": u.created_at}
 
 
@@ -162,6 +163,30 @@ async def tenant_user_remove(request: Request, ctx: CtxDep, viewer: ViewerDep, s
         clear_cookie(response, SESSION)
         return response
     return done(f"/t/{slug}/users", "removed")
+
+
+_PAST = {"suspend": "suspended", "resume": "resumed"}
+
+
+@router.post("/t/{slug}/users/{user_id}/{verb}")
+async def tenant_user_suspend(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
+                              user_id: str, verb: str) -> Response:
+    """Suspend a person (sign-in, sessions and tokens stop) or resume them."""
+    if verb not in _PAST:
+        raise HTTPException(404)
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_USERS)
+    await check_csrf(request, viewer)
+    require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
+    try:
+        with unit(ctx, request, viewer) as w:
+            if verb == "suspend":
+                people.suspend_user(w, tenant.id, user_id, viewer.user)
+            else:
+                people.resume_user(w, tenant.id, user_id)
+    except UserError as exc:
+        return _users_page(request, ctx, viewer, tenant, status_code=400,
+                           error=f"The user was not {_PAST[verb]}: {exc}.")
+    return done(f"/t/{slug}/users", _PAST[verb])
 
 
 # ---------------------------------------------------------------- accepting an invitation
