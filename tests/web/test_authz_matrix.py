@@ -79,6 +79,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/invitations"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/invitations/{invitation_id}/revoke"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/users/{user_id}/remove"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/users/{user_id}/suspend"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/users/{user_id}/resume"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/tokens"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/tokens"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/tokens/{token_id}/revoke"): frozenset({ADMIN}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import RedirectResponse, Response
 
@@ -168,12 +168,21 @@ async def tenant_user_remove(request: Request, ctx: CtxDep, viewer: ViewerDep, s
 _PAST = {"suspend": "suspended", "resume": "resumed"}
 
 
-@router.post("/t/{slug}/users/{user_id}/{verb}")
+@router.post("/t/{slug}/users/{user_id}/suspend")
 async def tenant_user_suspend(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
-                              user_id: str, verb: str) -> Response:
-    """Suspend a person (sign-in, sessions and tokens stop) or resume them."""
-    if verb not in _PAST:
-        raise HTTPException(404)
+                              user_id: str) -> Response:
+    """Suspend a person: sign-in, sessions and tokens stop until resumed."""
+    return await _suspend_or_resume(request, ctx, viewer, slug, user_id, "suspend")
+
+
+@router.post("/t/{slug}/users/{user_id}/resume")
+async def tenant_user_resume(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
+                             user_id: str) -> Response:
+    return await _suspend_or_resume(request, ctx, viewer, slug, user_id, "resume")
+
+
+async def _suspend_or_resume(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
+                             user_id: str, verb: str) -> Response:
     tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_USERS)
     await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
