@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ColumnElement, ForeignKey, LargeBinary, String, Text, UniqueConstraint, and_
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from doorvoer.db import Base, UTCDateTime, new_id, utcnow
@@ -60,10 +61,15 @@ class User(Base):
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # until resumed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    @property
+    @hybrid_property
     def active(self) -> bool:
-        """May sign in and act: neither removed nor suspended."""
+        """May sign in and act: neither removed nor suspended (in a query too)."""
         return self.disabled_at is None and self.suspended_at is None
+
+    @active.inplace.expression
+    @classmethod
+    def _active(cls) -> ColumnElement[bool]:
+        return and_(cls.disabled_at.is_(None), cls.suspended_at.is_(None))
 
 
 class RecoveryCode(Base):

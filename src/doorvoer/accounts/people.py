@@ -138,17 +138,21 @@ def staff_users(w: Work) -> list[User]:
                                   .order_by(User.email)))
 
 
+def _member(w: Work, tenant_id: str, user_id: str) -> User:
+    user = w.session.get(User, user_id)
+    if user is None or user.tenant_id != tenant_id:
+        raise UserError("there is no such user in this tenant")
+    return user
+
+
 def _person_of(w: Work, tenant_id: str, user_id: str, doing: str) -> User:
     """A person of the tenant, who may be removed or suspended: not its last active admin
     (the tenant would have nobody to manage it)."""
-    s = w.session
-    user = s.get(User, user_id)
-    if user is None or user.tenant_id != tenant_id:
-        raise UserError("there is no such user in this tenant")
+    user = _member(w, tenant_id, user_id)
     if user.role == Role.TENANT_ADMIN.value and user.active:
-        admins = s.scalars(select(User.id).where(
+        admins = w.session.scalars(select(User.id).where(
             User.tenant_id == tenant_id, User.role == Role.TENANT_ADMIN.value,
-            User.disabled_at.is_(None), User.suspended_at.is_(None))).all()
+            User.active)).all()
         if len(admins) <= 1:
             raise UserError(f"this is the tenant's last admin: invite another admin before "
                             f"you {doing} this one")
@@ -173,9 +177,7 @@ def suspend_user(w: Work, tenant_id: str, user_id: str, by: User) -> User:
 
 def resume_user(w: Work, tenant_id: str, user_id: str) -> User:
     """Lift a suspension: the person signs in again as before."""
-    user = w.session.get(User, user_id)
-    if user is None or user.tenant_id != tenant_id:
-        raise UserError("there is no such user in this tenant")
+    user = _member(w, tenant_id, user_id)
     if user.disabled_at is not None:
         raise UserError("this user was removed: invite them again instead")
     if user.suspended_at is not None:

@@ -22,7 +22,7 @@ def tenant_recipients(w: Work, tenant: Tenant) -> list[str]:
     contact."""
     admins = w.session.scalars(select(User.email).where(
         User.tenant_id == tenant.id, User.role == Role.TENANT_ADMIN.value,
-        User.disabled_at.is_(None), User.suspended_at.is_(None)).order_by(User.email))
+        User.active).order_by(User.email))
     return list(dict.fromkeys([*admins, *filter(None, [tenant.contact_email])]))
 
 

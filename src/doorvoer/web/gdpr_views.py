@@ -81,10 +81,9 @@ async def _answer(request: Request, ctx: CtxDep, viewer: Viewer, slug: str, gran
 
     def act(w: Work) -> None:
         if verb == "approve":
-            hours = str(form.get("hours", ""))
             support.approve(w, viewer.user, tenant, grant_id,
                             [str(s) for s in form.getlist("scope")],
-                            whole_number(hours, 0))
+                            whole_number(form.get("hours"), 0))
         elif verb == "refuse":
             support.refuse(w, viewer.user, tenant, grant_id)
         else:

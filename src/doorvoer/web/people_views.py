@@ -8,6 +8,7 @@ page says so instead."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -146,56 +147,50 @@ async def tenant_invite_revoke(request: Request, ctx: CtxDep, viewer: ViewerDep,
     return done(f"/t/{slug}/users", "revoked")
 
 
+# What a tenant admin does to a person: the service's step, and the word for it done.
+_CHANGES: dict[str, tuple[Callable[[Work, str, str, User], object], str]] = {
+    "remove": (lambda w, t, uid, by: people.remove_user(w, t, uid), "removed"),
+    "suspend": (people.suspend_user, "suspended"),
+    "resume": (lambda w, t, uid, by: people.resume_user(w, t, uid), "resumed")}
+
+
 @router.post("/t/{slug}/users/{user_id}/remove")
 async def tenant_user_remove(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                              user_id: str) -> Response:
-    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_USERS)
-    await check_csrf(request, viewer)
-    require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
-    try:
-        with unit(ctx, request, viewer) as w:
-            people.remove_user(w, tenant.id, user_id)
-    except UserError as exc:
-        return _users_page(request, ctx, viewer, tenant, status_code=400,
-                           error=f"The user was not removed: {exc}.")
-    if user_id == viewer.user.id:  # removed oneself: the session is gone
-        response = RedirectResponse("/login", 303)
-        clear_cookie(response, SESSION)
-        return response
-    return done(f"/t/{slug}/users", "removed")
-
-
-_PAST = {"suspend": "suspended", "resume": "resumed"}
+    """Remove a person for good: their sessions and API tokens end at once."""
+    return await _change_person(request, ctx, viewer, slug, user_id, "remove")
 
 
 @router.post("/t/{slug}/users/{user_id}/suspend")
 async def tenant_user_suspend(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                               user_id: str) -> Response:
     """Suspend a person: sign-in, sessions and tokens stop until resumed."""
-    return await _suspend_or_resume(request, ctx, viewer, slug, user_id, "suspend")
+    return await _change_person(request, ctx, viewer, slug, user_id, "suspend")
 
 
 @router.post("/t/{slug}/users/{user_id}/resume")
 async def tenant_user_resume(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
                              user_id: str) -> Response:
-    return await _suspend_or_resume(request, ctx, viewer, slug, user_id, "resume")
+    return await _change_person(request, ctx, viewer, slug, user_id, "resume")
 
 
-async def _suspend_or_resume(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
-                             user_id: str, verb: str) -> Response:
+async def _change_person(request: Request, ctx: CtxDep, viewer: ViewerDep, slug: str,
+                         user_id: str, verb: str) -> Response:
     tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_USERS)
     await check_csrf(request, viewer)
     require_fresh_2fa(ctx, viewer, f"/t/{slug}/users")
+    change, past = _CHANGES[verb]
     try:
         with unit(ctx, request, viewer) as w:
-            if verb == "suspend":
-                people.suspend_user(w, tenant.id, user_id, viewer.user)
-            else:
-                people.resume_user(w, tenant.id, user_id)
+            change(w, tenant.id, user_id, viewer.user)
     except UserError as exc:
         return _users_page(request, ctx, viewer, tenant, status_code=400,
-                           error=f"The user was not {_PAST[verb]}: {exc}.")
-    return done(f"/t/{slug}/users", _PAST[verb])
+                           error=f"The user was not {past}: {exc}.")
+    if user_id == viewer.user.id:  # removed oneself: the session is gone
+        response = RedirectResponse("/login", 303)
+        clear_cookie(response, SESSION)
+        return response
+    return done(f"/t/{slug}/users", past)
 
 
 # ---------------------------------------------------------------- accepting an invitation
