@@ -120,6 +120,15 @@ def test_reading_input_twice_needs_a_materialized_cte() -> None:
     assert got == [{"c": 4}]
 
 
+def test_a_large_limit_reads_the_input_once() -> None:
+    # DuckDB's late materialization plans a LIMIT above 50 as a join of `input` with
+    # itself; that must not count as reading it twice.
+    data = b"naam,n\n" + b"".join(b"p%d,%d\n" % (i, i) for i in range(3000))
+    got = rows(data, "SELECT * FROM input ORDER BY n::INTEGER LIMIT 1000")
+    assert len(got) == 1000 and got[999] == {"naam": "p999", "n": "999"}
+    assert len(rows(data, "SELECT * FROM input LIMIT 2000 OFFSET 5")) == 2000
+
+
 def test_other_runtime_errors() -> None:
     assert str(
         failure(DATA, "SELECT 2147483647::INTEGER + n::INTEGER AS x FROM input WHERE n = '1'")

@@ -143,8 +143,10 @@ def _connect(limits: Limits, directory: str) -> duckdb.DuckDBPyConnection:
         root.execute("SET enable_external_access = false")
         # DuckDB would move a cast of an input column (`n::INTEGER`) into its CSV
         # reader, whose error then names the reader's internal column and not the
-        # place in the SQL
-        root.execute("SET disabled_optimizers = 'type_pushdown'")
+        # place in the SQL. Late materialization turns `SELECT * FROM input LIMIT n`
+        # (n > 50) into a join of `input` with itself: two reads of an input that
+        # streams through once, so a valid query would be refused.
+        root.execute("SET disabled_optimizers = 'type_pushdown,late_materialization'")
         # the first connection of a database has the progress bar on
         root.execute("SET enable_progress_bar = false")
         lock(root)
