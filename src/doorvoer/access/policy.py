@@ -57,6 +57,7 @@ class Action(StrEnum):
     VIEW_GRANTS = "tenant:grants:view"
     FILE_INSTRUCTIONS = "tenant:instructions:file"
     SUPPORT_THREAD = "tenant:support:write"  # the thread between tenant and support
+    INSPECT_FILES = "tenant:files:inspect"  # support: an inspection window (P6), never people
     # The operator's side
     VIEW_TENANT_LIST = "operator:tenants:view"
     MANAGE_TENANTS = "operator:tenants:manage"
@@ -79,7 +80,7 @@ EXTERNAL_PERMISSIONS: dict[str, frozenset[Action]] = {
 GRANT_SCOPES: dict[str, frozenset[Action]] = {
     "reports": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_REPORTS, Action.VIEW_TRANSFERS}),
     "config": frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES}),
-    "inspect": frozenset({Action.VIEW_DASHBOARD}),
+    "inspect": frozenset({Action.VIEW_DASHBOARD, Action.INSPECT_FILES}),
 }
 # What a support user may do on a tenant without any grant: talk in its support thread.
 _SUPPORT_ANY_TENANT = frozenset({Action.SUPPORT_THREAD})

@@ -70,6 +70,11 @@ class Event(StrEnum):
     GRANT_EXPIRED = "grant:access:expired"
     GRANT_REVOKED = "grant:access:revoked"
     INSTRUCTION_FILED = "instruction:record:filed"
+    # Inspection windows (P6): opened under an `inspect` grant, files kept, each view
+    INSPECT_WINDOW_OPENED = "inspection:window:opened"
+    INSPECT_FILE_KEPT = "inspection:file:kept"
+    INSPECT_FILE_VIEWED = "inspection:file:viewed"
+    INSPECT_WINDOW_CLOSED = "inspection:window:closed"
     SUPPORT_MESSAGE = "support:message:posted"
     # Staff: every request for a tenant's data, allowed or denied
     STAFF_ACCESS_ALLOWED = "staff:access:allowed"
@@ -77,9 +82,10 @@ class Event(StrEnum):
 
 
 # Events after which the node signs the chain's head at once: the tenant's start, every
-# grant and instruction event (inspection windows, a tenant's erasure and incidents
-# join as they come).
+# grant, instruction and inspection-window event (a tenant's erasure and incidents join
+# as they come).
 CHECKPOINT_AT_ONCE = frozenset({
     Event.TENANT_CREATED, Event.GRANT_REQUESTED, Event.GRANT_APPROVED, Event.GRANT_REFUSED,
     Event.GRANT_LAPSED, Event.GRANT_FIRST_USED, Event.GRANT_EXPIRED, Event.GRANT_REVOKED,
-    Event.INSTRUCTION_FILED})
+    Event.INSTRUCTION_FILED, Event.INSPECT_WINDOW_OPENED, Event.INSPECT_FILE_KEPT,
+    Event.INSPECT_FILE_VIEWED, Event.INSPECT_WINDOW_CLOSED})

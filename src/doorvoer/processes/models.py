@@ -20,3 +20,7 @@ class Process(Base):
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An open inspection window (P6, kept by `support.inspection`): failed transfers of
+    # this process keep their files for it until `inspect_until`.
+    inspect_window: Mapped[str | None] = mapped_column(String(32))
+    inspect_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

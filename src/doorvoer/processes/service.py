@@ -1,11 +1,13 @@
 """Processes (a spec and its state): applying a spec, and what the other areas read of
-them (the inbox folders, the outbox folders, whether a process keeps reports)."""
+them (the inbox folders, the outbox folders, whether a process keeps reports, whether
+an inspection window is open on it)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
@@ -106,3 +108,12 @@ def unreported_process_ids(w: Work, tenant_id: str | None = None) -> set[str]:
     if tenant_id is not None:
         q = q.where(Process.tenant_id == tenant_id)
     return {row.id for row in w.execute(q) if not keeps_reports(row.spec_yaml)}
+
+
+def set_inspection(w: Work, process_id: str, window_id: str | None,
+                   until: datetime | None) -> None:
+    """Mark the process as inspected by a window until `until` (None: no window). Only
+    `support.inspection` calls this; the transfers' lifecycle reads it."""
+    w.session.execute(update(Process).where(Process.id == process_id).values(
+        inspect_window=window_id, inspect_until=until)
+        .execution_options(synchronize_session="fetch"))

@@ -22,3 +22,14 @@ class InstructionRefused(UserError):
 
 class MessageRefused(UserError):
     """A support thread message that is empty or too long."""
+
+
+class InspectionRefused(UserError):
+    """Opening, closing or viewing that the window's state or the grant does not allow."""
+
+
+class NoSuchWindow(NotFound):
+    """No inspection window (or kept file) of that id for this tenant and viewer."""
+
+    def __init__(self, message: str = "no such inspection window") -> None:
+        super().__init__(message)

@@ -1,6 +1,6 @@
 """Support access a tenant opens and closes itself (P10–P13): grants asked for by
 support staff and answered by the tenant's admins, instructions the tenant gave, and
-the support thread between the tenant's people and support.
+the support thread between the tenant's people and support, and inspection windows.
 
 A grant names the staff member and the tenant; its scopes say what it opens
 (`access.policy.GRANT_SCOPES`). States: pending → active | refused | expired;
@@ -88,3 +88,29 @@ class SupportMessage(Base):
     grant_id: Mapped[str | None] = mapped_column(String(32))  # a linked grant request
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InspectionWindow(Base):
+    """A support user's window on one process (P6), opened under an `inspect` grant for
+    at most 24 hours and never past the grant. While it is open the process's failed
+    transfers keep their files (`Transfer.kept_for`); closing erases them."""
+
+    __tablename__ = "inspection_windows"
+    __table_args__ = (Index("ix_inspection_windows_tenant_opened", "tenant_id", "opened_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    process_id: Mapped[str] = mapped_column(String(32))
+    process_name: Mapped[str] = mapped_column(String(63))
+    grant_id: Mapped[str] = mapped_column(String(32), index=True)
+    staff_id: Mapped[str] = mapped_column(String(32))
+    staff_email: Mapped[str] = mapped_column(String(320))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(320))  # who, or why it ended
+    kept: Mapped[int] = mapped_column(default=0)  # failed transfers kept while open
+    views: Mapped[int] = mapped_column(default=0)
+
+    def open_at(self, now: datetime) -> bool:
+        return self.closed_at is None and self.until > now

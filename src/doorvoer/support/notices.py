@@ -12,7 +12,7 @@ from doorvoer.access.policy import Role
 from doorvoer.accounts.models import User
 from doorvoer.config import Settings
 from doorvoer.mail import message
-from doorvoer.support.models import Grant
+from doorvoer.support.models import Grant, InspectionWindow
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 
@@ -75,3 +75,15 @@ def ended(settings: Settings, to: str, tenant: Tenant, grant: Grant,
         f"The support access of {grant.staff_email} to {tenant.name} (ticket "
         f"{grant.ticket}) {how} at {_when(grant.ended_at or grant.expires_at)}. "
         "Nothing is open to them any more.")
+
+
+def window_opened(settings: Settings, to: str, tenant: Tenant,
+                  window: InspectionWindow) -> EmailMessage:
+    return message(
+        settings, to, f"Support opened an inspection window on {tenant.name}",
+        f"{window.staff_email} opened an inspection window on the process "
+        f"{window.process_name} of {tenant.name}, until {_when(window.until)}.\n"
+        "While it is open, files of that process that fail are kept (encrypted) and "
+        "support may view their first rows; every view is in your audit log. When the "
+        "window closes, what it kept is erased.\n\n"
+        f"Close it at any moment at {_gdpr(settings, tenant)}.")

@@ -37,7 +37,7 @@ from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
 from doorvoer.audit.models import OPERATOR_CHAIN
 from doorvoer.db import utcnow
-from doorvoer.support import notices
+from doorvoer.support import inspection, notices
 from doorvoer.support.errors import GrantRefused, NoSuchGrant
 from doorvoer.support.models import Grant, GrantState
 from doorvoer.support.thread import link_request
@@ -196,12 +196,14 @@ def revoke(w: Work, admin: User, tenant: Tenant, grant_id: str) -> Grant:
     _move(w, grant, (GrantState.ACTIVE, GrantState.PENDING), "this access has ended already",
           state=GrantState.REVOKED.value, ended_at=utcnow(), ended_by=admin.email)
     audit.record(w, tenant.id, Event.GRANT_REVOKED, grant.id)
+    inspection.close_for_grant(w, grant.id)
     _tell(w, tenant, notices.ended, grant, "was revoked", staff=True)
     return grant
 
 
 def expire_due(w: Work, now: datetime | None = None) -> int:
-    """Lapse unanswered requests and end grants whose time is up; returns how many.
+    """Lapse unanswered requests, end grants whose time is up (closing their inspection
+    windows) and close windows whose time is up; returns how many.
     Access ends at `expires_at` whether or not this has run (`active_grants`); this
     writes it down and tells the tenant."""
     now = now or utcnow()
@@ -215,9 +217,10 @@ def expire_due(w: Work, now: datetime | None = None) -> int:
         grant.ended_at = grant.expires_at
         audit.record(w, tenant.id, Event.GRANT_EXPIRED if was_active else Event.GRANT_LAPSED,
                      grant.id, actor=audit.SYSTEM)
+        inspection.close_for_grant(w, grant.id)
         _tell(w, tenant, notices.ended, grant,
               "expired" if was_active else "lapsed unanswered", staff=True)
-    return len(due)
+    return len(due) + inspection.close_due(w, now)
 
 
 # ---------------------------------------------------------------- using

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, delete, func, or_, select, update
 
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
@@ -49,12 +50,23 @@ _END = update(_T).where(_T.c.id == bindparam("tid")).values(
     input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())),
     delivered_at=func.coalesce(bindparam("delivered", type_=UTCDateTime()), _T.c.delivered_at),
     lease_owner=None, lease_until=None, hold_until=None)
-_ABOUT = select(_T.c.id, _T.c.tenant_id, _T.c.input_erased_at, _T.c.output_blob_id).where(
-    _T.c.id.in_(bindparam("tids", expanding=True)))
+_P: Table = Process.__table__  # type: ignore[assignment]
+_ABOUT = (select(_T.c.id, _T.c.tenant_id, _T.c.input_erased_at, _T.c.output_blob_id,
+                 _P.c.inspect_window, _P.c.inspect_until)
+          .select_from(_T.outerjoin(_P, _P.c.id == _T.c.process_id))
+          .where(_T.c.id.in_(bindparam("tids", expanding=True))))
+_KEEP = update(_T).where(_T.c.id == bindparam("tid")).values(
+    state=State.FAILED, error=bindparam("reason"), kept_for=bindparam("window"),
+    lease_owner=None, lease_until=None, hold_until=None)
+_KEPT = select(_T.c.id, _T.c.tenant_id, _T.c.input_erased_at, _T.c.output_blob_id).where(
+    _T.c.kept_for == bindparam("window"))
+_RELEASE = update(_T).where(_T.c.kept_for == bindparam("window")).values(
+    kept_for=None, erased_at=bindparam("now"),
+    input_erased_at=func.coalesce(_T.c.input_erased_at, bindparam("now", type_=UTCDateTime())))
 _SETTLED = update(_T).where(_T.c.id == bindparam("tid")).values(
     state=bindparam("new_state"), error=bindparam("reason"))
 _REPORTING = (
-    select(_T.c.state, _T.c.received_at, Tenant.report, Process.spec_yaml)
+    select(_T.c.state, _T.c.received_at, _T.c.kept_for, Tenant.report, Process.spec_yaml)
     .select_from(_T)
     .outerjoin(Tenant, Tenant.id == _T.c.tenant_id)
     .outerjoin(Process, Process.id == _T.c.process_id)
@@ -72,22 +84,61 @@ def finish_all(w: Work, state: State, reasons: dict[str, str | None],
     """End transfers (id -> reason): erase every blob they own, record why and when,
     and put `event` (why they end, if the caller has not recorded it) and each erasure
     in the tenants' audit logs. Plain statements, a batch at a time, so that it is as
-    cheap on the doors' and the worker's paths as in housekeeping."""
+    cheap on the doors' and the worker's paths as in housekeeping.
+
+    The one exception (P6): a transfer that fails while an inspection window is open on
+    its process keeps its files, encrypted as always, for that window (`kept_for`);
+    `erase_kept` erases them when the window closes."""
     now = utcnow()
     tids = list(reasons)
+    kept: dict[str, str] = {}
+    aborted: list[str] = []  # kept after a failed transform: its output never finished
     for row in w.execute(_ABOUT, {"tids": tids}):
         if event is not None:
             audit.record(w, row.tenant_id, event, row.id)
-        if row.input_erased_at is None:
-            audit.record(w, row.tenant_id, Event.INPUT_ERASED, row.id)
-        if row.output_blob_id is not None:
-            audit.record(w, row.tenant_id, Event.OUTPUT_ERASED, row.id)
-    w.vault.erase_owned(w, *tids)
+        if state == State.FAILED and row.inspect_window is not None \
+                and row.inspect_until is not None and row.inspect_until > now:
+            kept[row.id] = row.inspect_window
+            audit.record(w, row.tenant_id, Event.INSPECT_FILE_KEPT,
+                         f"{row.id} (window {row.inspect_window})")
+            if row.output_blob_id is None:
+                aborted.append(row.id)
+        else:
+            _record_erasures(w, row)
+    gone = [tid for tid in tids if tid not in kept]
+    w.vault.erase_owned(w, *gone)
+    if aborted:
+        w.vault.erase(w, *w.vault.blobs_of(w, aborted, "output"))
     w.execute(_END_DELIVERIES, {"tids": tids, "now": now})
-    w.execute(_END, [{"tid": tid, "end_state": state, "reason": reason, "now": now,
-                      "delivered": delivered_at} for tid, reason in reasons.items()])
-    for tid in tids:
+    if gone:
+        w.execute(_END, [{"tid": tid, "end_state": state, "reason": reasons[tid], "now": now,
+                          "delivered": delivered_at} for tid in gone])
+    if kept:
+        w.execute(_KEEP, [{"tid": tid, "reason": reasons[tid], "window": window}
+                          for tid, window in kept.items()])
+    for tid in gone:
         forget_if_unreported(w, tid)
+
+
+def erase_kept(w: Work, window_id: str) -> int:
+    """Erase the files kept for an inspection window that closes, as `finish_all` would
+    have erased them; returns how many transfers had files kept."""
+    rows = w.execute(_KEPT, {"window": window_id}).all()
+    for row in rows:
+        _record_erasures(w, row)
+    ids = [row.id for row in rows]
+    w.vault.erase_owned(w, *ids)
+    w.execute(_RELEASE, {"window": window_id, "now": utcnow()})
+    for tid in ids:
+        forget_if_unreported(w, tid)
+    return len(ids)
+
+
+def _record_erasures(w: Work, row: Row[Any]) -> None:
+    if row.input_erased_at is None:
+        audit.record(w, row.tenant_id, Event.INPUT_ERASED, row.id)
+    if row.output_blob_id is not None:
+        audit.record(w, row.tenant_id, Event.OUTPUT_ERASED, row.id)
 
 
 def settle(w: Work, transfer_id: str) -> None:
@@ -161,11 +212,13 @@ def housekeeping(w: Work) -> int:
 def residue_sweep(w: Work) -> int:
     """At start-up: erase every blob that no live transfer owns. Returns how many."""
     keys = w.execute(
-        select(BlobKey.blob_id, _T.c.state, _T.c.input_blob_id, _T.c.output_blob_id)
+        select(BlobKey.blob_id, _T.c.state, _T.c.input_blob_id, _T.c.output_blob_id,
+               _T.c.kept_for)
         .select_from(BlobKey.__table__.outerjoin(_T, _T.c.id == BlobKey.owner_id))).all()
     residue = [k.blob_id for k in keys if not (
-        k.state in LIVE and (k.blob_id in (k.input_blob_id, k.output_blob_id)
-                             or k.state in (State.RECEIVING, State.PROCESSING)))]
+        (k.state in LIVE or k.kept_for is not None)  # kept: until its window closes (P6)
+        and (k.blob_id in (k.input_blob_id, k.output_blob_id)
+             or k.state in (State.RECEIVING, State.PROCESSING)))]
     w.vault.erase(w, *residue)
     w.after_commit(lambda: checkpoint(w.ctx.engine))
     return len(residue) + w.vault.sweep_files(w)
@@ -179,7 +232,7 @@ def forget_if_unreported(w: Work, transfer_id: str) -> None:
     no reports. Within the stat grace the row stays (the client may still stat the file
     it just wrote); `purge_unreported` forgets it then."""
     row = w.execute(_REPORTING, {"tid": transfer_id}).first()
-    if row is None or State(row.state) not in FINAL:
+    if row is None or State(row.state) not in FINAL or row.kept_for is not None:
         return
     if row.report and (row.spec_yaml is None or keeps_reports(row.spec_yaml)):
         return
@@ -199,7 +252,7 @@ def purge_unreported(w: Work, now: datetime | None = None,
     processes = unreported_process_ids(w, tenant_id)
     if processes:
         off = or_(off, _T.c.process_id.in_(processes))
-    q = select(_T.c.id).where(_T.c.state.in_(FINAL), off,
+    q = select(_T.c.id).where(_T.c.state.in_(FINAL), off, _T.c.kept_for.is_(None),
                               or_(_T.c.received_at.is_(None), _T.c.received_at < grace))
     if tenant_id is not None:
         q = q.where(_T.c.tenant_id == tenant_id)

@@ -92,6 +92,9 @@ class Transfer(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed while an inspection window was open on its process (P6): its files are kept
+    # (encrypted) until that window closes. Never set otherwise.
+    kept_for: Mapped[str | None] = mapped_column(String(32), index=True)
 
     @property
     def path(self) -> str:
