@@ -76,7 +76,7 @@ def test_the_export_holds_everything_in_the_contract_and_no_secret(
                                  "--data-dir", str(tmp_path / "data")],
                            env={"DOORVOER_DATABASE_URL": database_url})
     assert r.exit_code == 0, r.output
-    assert "records of 13 kinds" in r.output
+    assert "records of 14 kinds" in r.output
 
     z = zipfile.ZipFile(out)
     names = set(z.namelist())
@@ -85,8 +85,8 @@ def test_the_export_holds_everything_in_the_contract_and_no_secret(
               if line.startswith(("data/", "schema/", "audit/"))}
     assert names == listed | {"README.txt"}
     for kind in ("tenant", "contacts", "users", "accounts", "processes", "connections",
-                 "transfers", "grants", "instructions", "support_messages", "subprocessors",
-                 "incidents"):
+                 "transfers", "grants", "inspection_windows", "instructions",
+                 "support_messages", "subprocessors", "incidents"):
         assert {f"data/{kind}.json", f"data/{kind}.csv", f"schema/{kind}.schema.json"} <= names
 
     for kind in KINDS:

@@ -186,6 +186,19 @@ class AccountPortal:
             create_user(w, email, "Test Person", role, tenant_id, password, permissions)
         return email, password
 
+    def person_with_2fa(self, role: Role, slug: str | None = None
+                        ) -> tuple[str, str, TotpClock]:
+        """(e-mail, password, a clock of codes) of a new person with 2FA on."""
+        from doorvoer.accounts import totp
+
+        email, password = self.person(role, slug)
+        secret = totp.new_secret()
+        with self.ctx.unit() as w:
+            user = w.session.scalars(select(User).where(User.email == email)).one()
+            user.totp_secret = totp.seal_secret(self.ctx.sealer, user, secret)
+            user.totp_enabled_at = utcnow()
+        return email, password, self.totp_clock(secret)
+
     def login(self, email: str, password: str, totp: TotpClock | None = None,
               code: str | None = None) -> httpx.Client:
         """A client logged in (with the second factor when `totp` or `code` is given)."""

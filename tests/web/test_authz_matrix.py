@@ -92,6 +92,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/approve"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/refuse"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/gdpr/grants/{grant_id}/revoke"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/gdpr/windows/{window_id}/close"): frozenset({ADMIN}),
+    # Inspection windows: support with an active inspect grant only (below), never people.
+    ("GET", "/t/{slug}/inspect"): frozenset(),
+    ("POST", "/t/{slug}/inspect"): frozenset(),
+    ("POST", "/t/{slug}/inspect/{window_id}/close"): frozenset(),
+    ("GET", "/t/{slug}/inspect/{window_id}/{transfer_id}/{part}"): frozenset(),
     ("GET", "/t/{slug}/audit"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/data"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/data/export"): frozenset({ADMIN}),
@@ -239,7 +245,8 @@ def _concrete(world: World, path: str) -> str:
             .replace("{name}", "orders").replace("{filename}", "matrix.csv")
             .replace("{token}", "not-a-real-token").replace("{invitation_id}", "0" * 32)
             .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32)
-            .replace("{grant_id}", world.grant_id))
+            .replace("{grant_id}", world.grant_id).replace("{window_id}", "0" * 32)
+            .replace("{part}", "input"))
 
 
 def _allowed(response: httpx.Response, api: bool) -> bool:
@@ -291,7 +298,10 @@ SCOPE_ROUTES: dict[str, frozenset[tuple[str, str]]] = {
                           ("GET", "/t/{slug}/transfers")}),
     "config": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
                          ("GET", "/t/{slug}/processes")}),
-    "inspect": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard")}),
+    "inspect": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
+                          ("GET", "/t/{slug}/inspect"), ("POST", "/t/{slug}/inspect"),
+                          ("POST", "/t/{slug}/inspect/{window_id}/close"),
+                          ("GET", "/t/{slug}/inspect/{window_id}/{transfer_id}/{part}")}),
 }
 GRANT_STATES = ("none", "pending", "active", "refused", "expired", "revoked")
 # What support reaches with or without a grant: the tenant's support thread.

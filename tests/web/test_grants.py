@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 
 from doorvoer import jobs
 from doorvoer.access.policy import Role
-from doorvoer.accounts import totp
 from doorvoer.accounts.machines import create_token
 from doorvoer.accounts.models import User
 from doorvoer.audit import service as audit
@@ -26,18 +25,7 @@ from doorvoer.support.errors import GrantRefused
 from doorvoer.support.models import Grant, GrantState
 from doorvoer.tenants.models import Tenant
 
-from .conftest import AccountPortal, TotpClock
-
-
-def _with_2fa(p: AccountPortal, role: Role, slug: str | None = None
-              ) -> tuple[str, str, TotpClock]:
-    email, password = p.person(role, slug)
-    secret = totp.new_secret()
-    with p.ctx.unit() as w:
-        user = w.session.scalars(select(User).where(User.email == email)).one()
-        user.totp_secret = totp.seal_secret(p.ctx.sealer, user, secret)
-        user.totp_enabled_at = utcnow()
-    return email, password, p.totp_clock(secret)
+from .conftest import AccountPortal
 
 
 def _entries(p: AccountPortal, slug: str) -> list[dict[str, object]]:
@@ -67,8 +55,8 @@ def test_support_asks_the_admin_approves_support_sees_the_tenant_revokes(
     p = account_portal
     p.tenant("acme")
     _set_contact(p, "acme", "dpo@acme.example")
-    admin, admin_pw, admin_clock = _with_2fa(p, Role.TENANT_ADMIN, "acme")
-    staff, staff_pw, staff_clock = _with_2fa(p, Role.SUPPORT)
+    admin, admin_pw, admin_clock = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
+    staff, staff_pw, staff_clock = p.person_with_2fa(Role.SUPPORT)
     sc = p.login(staff, staff_pw, totp=staff_clock)
 
     # Without a grant, the tenant's pages are closed, the page says why, and it is logged.
@@ -162,7 +150,7 @@ def test_support_asks_the_admin_approves_support_sees_the_tenant_revokes(
         assert ac.get(f"/t/acme/audit?page={odd}").status_code == 200
         assert ac.get(f"/t/acme/transfers?page={odd}").status_code == 200
     assert "grant:access:revoked" in page and "upload:file" not in page
-    op, op_pw, op_clock = _with_2fa(p, Role.OPERATOR_ADMIN)
+    op, op_pw, op_clock = p.person_with_2fa(Role.OPERATOR_ADMIN)
     oc = p.login(op, op_pw, totp=op_clock)
     page = oc.get("/operator/grants").text
     assert "SUP-42" in page and "revoked" in page
@@ -172,8 +160,8 @@ def test_support_asks_the_admin_approves_support_sees_the_tenant_revokes(
 def test_requests_lapse_grants_expire_and_answers_race(account_portal: AccountPortal) -> None:
     p = account_portal
     tenant_id = p.tenant("acme")
-    admin, _, _ = _with_2fa(p, Role.TENANT_ADMIN, "acme")
-    staff, _, _ = _with_2fa(p, Role.SUPPORT)
+    admin, _, _ = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
+    staff, _, _ = p.person_with_2fa(Role.SUPPORT)
     member, _ = p.person(Role.TENANT_MEMBER, "acme")
     with p.ctx.unit() as w:
         tenant = w.session.get_one(Tenant, tenant_id)
@@ -226,8 +214,8 @@ def test_the_api_lists_refuses_revokes_and_approves_with_a_code(
     p = account_portal
     tenant_id = p.tenant("acme")
     p.tenant("globex")
-    admin, _, admin_clock = _with_2fa(p, Role.TENANT_ADMIN, "acme")
-    staff, _, _ = _with_2fa(p, Role.SUPPORT)
+    admin, _, admin_clock = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
+    staff, _, _ = p.person_with_2fa(Role.SUPPORT)
     with p.ctx.unit() as w:
         tenant = w.session.get_one(Tenant, tenant_id)
         staff_user = w.session.scalars(select(User).where(User.email == staff)).one()
@@ -322,9 +310,9 @@ def test_the_support_thread_links_requests_and_never_logs_a_message(
         account_portal: AccountPortal) -> None:
     p = account_portal
     p.tenant("acme")
-    admin, _, _ = _with_2fa(p, Role.TENANT_ADMIN, "acme")
+    admin, _, _ = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
     member, member_pw = p.person(Role.TENANT_MEMBER, "acme")
-    staff, staff_pw, staff_clock = _with_2fa(p, Role.SUPPORT)
+    staff, staff_pw, staff_clock = p.person_with_2fa(Role.SUPPORT)
     mc = p.login(member, member_pw)
     r = p.post(mc, "/t/acme/thread", {"body": "   "}, page="/t/acme/thread")
     assert r.status_code == 400 and "write a message" in r.text
@@ -365,8 +353,8 @@ def test_a_config_grant_shows_processes_and_connection_hosts_never_secrets(
 
     p = account_portal
     tenant_id = p.tenant("acme")
-    admin, _, _ = _with_2fa(p, Role.TENANT_ADMIN, "acme")
-    staff, staff_pw, staff_clock = _with_2fa(p, Role.SUPPORT)
+    admin, _, _ = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
+    staff, staff_pw, staff_clock = p.person_with_2fa(Role.SUPPORT)
     host_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     secret = "s3cret-target-password-" + "x" * 8
     with p.ctx.unit() as w:

@@ -15,14 +15,13 @@ from doorvoer.accounts.machines import create_token
 from doorvoer.accounts.models import User
 
 from .conftest import AccountPortal, _root_conftest
-from .test_grants import _with_2fa
 
 
 def test_your_data_says_what_is_held_and_downloads_it_after_a_fresh_check(
         account_portal: AccountPortal) -> None:
     p = account_portal
     tenant_id = p.tenant("acme")
-    admin, password, clock = _with_2fa(p, Role.TENANT_ADMIN, "acme")
+    admin, password, clock = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
     c = p.login(admin, password, totp=clock)
     page = c.get("/t/acme/data").text
     for kind in ("users", "transfers", "grants", "support_messages", "audit/audit.jsonl"):

@@ -16,7 +16,7 @@ from doorvoer.accounts.models import Account, AccountKey, ApiToken, User
 from doorvoer.audit.chain import rfc3339
 from doorvoer.processes.models import Process
 from doorvoer.secrets.service import connection_views
-from doorvoer.support.models import Grant, Instruction, SupportMessage
+from doorvoer.support.models import Grant, InspectionWindow, Instruction, SupportMessage
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.models import Transfer
 from doorvoer.unit import Work
@@ -108,7 +108,7 @@ def _transfers(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
                "received_at": _t(r.received_at), "processed_at": _t(r.processed_at),
                "input_erased_at": _t(r.input_erased_at), "delivered_at": _t(r.delivered_at),
                "erased_at": _t(r.erased_at), "bytes_in": r.bytes_in, "bytes_out": r.bytes_out,
-               "rows_in": r.rows_in, "rows_out": r.rows_out}
+               "rows_in": r.rows_in, "rows_out": r.rows_out, "kept_for": r.kept_for}
 
 
 def _grants(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
@@ -120,6 +120,15 @@ def _grants(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
                "expires_at": _t(g.expires_at), "answered_at": _t(g.answered_at),
                "answered_by": g.answered_by, "first_used_at": _t(g.first_used_at),
                "ended_at": _t(g.ended_at), "ended_by": g.ended_by}
+
+
+def _windows(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for i in w.session.scalars(select(InspectionWindow).where(
+            InspectionWindow.tenant_id == t.id).order_by(InspectionWindow.opened_at)):
+        yield {"id": i.id, "staff": i.staff_email, "grant": i.grant_id,
+               "process": i.process_name, "opened_at": _t(i.opened_at), "until": _t(i.until),
+               "closed_at": _t(i.closed_at), "closed_by": i.closed_by, "kept": i.kept,
+               "views": i.views}
 
 
 def _instructions(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
@@ -191,7 +200,8 @@ KINDS: tuple[Kind, ...] = (
         F("input_erased_at", T, "input erased"), F("delivered_at", T, "delivered"),
         F("erased_at", T, "last blob erased"), F("bytes_in", N, "input size"),
         F("bytes_out", N, "output size"), F("rows_in", N, "input rows"),
-        F("rows_out", N, "output rows")), _transfers),
+        F("rows_out", N, "output rows"),
+        F("kept_for", S, "the inspection window its files are kept for (P6)")), _transfers),
     Kind("grants", "support access requests and grants", "P12; kept with the audit log", (
         F("id", S, "id", False), F("staff", S, "the support user", False),
         F("reason", S, "why asked", False), F("ticket", S, "ticket", False),
@@ -201,6 +211,15 @@ KINDS: tuple[Kind, ...] = (
         F("answered_at", T, "answered"), F("answered_by", S, "by"),
         F("first_used_at", T, "first used"), F("ended_at", T, "ended"),
         F("ended_by", S, "ended by")), _grants),
+    Kind("inspection_windows", "support's inspection windows on a process (never content)",
+         "P6; kept with the audit log", (
+        F("id", S, "id", False), F("staff", S, "the support user", False),
+        F("grant", S, "the grant it was opened under", False),
+        F("process", S, "the process", False), F("opened_at", T, "opened", False),
+        F("until", T, "closes at the latest", False), F("closed_at", T, "closed"),
+        F("closed_by", S, "who closed it, or why it ended"),
+        F("kept", N, "failed transfers whose files it kept (erased on closing)", False),
+        F("views", N, "files viewed", False)), _windows),
     Kind("instructions", "your instructions to the processor", "P10; kept with the audit log", (
         F("id", S, "id", False), F("asked_by", S, "who asked", False),
         F("asked_at", T, "when", False), F("channel", S, "portal, email or phone", False),

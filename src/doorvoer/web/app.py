@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from doorvoer import __version__
 from doorvoer.access.errors import Denied
 from doorvoer.context import Context
-from doorvoer.errors import UserError
+from doorvoer.errors import NotFound, UserError
 from doorvoer.web import (
     account_views,
     api,
@@ -22,6 +22,7 @@ from doorvoer.web import (
     auth_views,
     data_views,
     gdpr_views,
+    inspect_views,
     operator_views,
     people_views,
     support_views,
@@ -60,7 +61,7 @@ def create_app(ctx: Context) -> FastAPI:
               name="static")
     for module in (auth_views, account_views, people_views, tenant_views, gdpr_views,
                    audit_views, thread_views, data_views, operator_views, support_views,
-                   token_views, api, api_gdpr):
+                   inspect_views, token_views, api, api_gdpr):
         app.include_router(module.router)
     app.include_router(data_views.api_router, responses=api.AUTH_ERRORS)
 
@@ -105,6 +106,9 @@ def create_app(ctx: Context) -> FastAPI:
     async def _user_error(request: Request, exc: UserError) -> Response:
         if _wants_json(request):
             return JSONResponse({"detail": str(exc)}, 400)
+        if isinstance(exc, NotFound):
+            return render(request, "error.html", title="Not found", status_code=404,
+                          message=str(exc))
         return render(request, "error.html", title="That did not work", status_code=400,
                       message=str(exc))
 

@@ -14,6 +14,7 @@ from doorvoer.access.policy import Action
 from doorvoer.audit import service as audit
 from doorvoer.errors import UserError
 from doorvoer.reports.format import register
+from doorvoer.support import inspection
 from doorvoer.support import service as support
 from doorvoer.support.instructions import file_instruction, instructions_of
 from doorvoer.support.models import GrantState
@@ -40,6 +41,7 @@ HOURS = [(1, "1 hour"), (4, "4 hours"), (8, "8 hours"), (24, "1 day"), (72, "3 d
          (168, "7 days")]
 DONE = {"approved": "Access approved. You can revoke it here at any moment.",
         "filed": "Instruction filed: support names it when they act on it.",
+        "closed": "Inspection window closed: what it kept has been erased.",
         "refused": "Request refused. Support was told.",
         "revoked": "Access revoked: support's next request is denied."}
 
@@ -50,6 +52,7 @@ def _page(request: Request, ctx: CtxDep, viewer: Viewer, tenant: Tenant,
         grants = support.grants_of_tenant(w, tenant.id)
         filed = instructions_of(w, tenant.id)
         done_under = audit.under_instructions(w, tenant.id)
+        windows = inspection.windows_of(w, tenant.id)
     states = {g.id: support.current_state(g) for g in grants}
     return render(
         request, "tenant/gdpr.html", viewer=viewer, tenant=tenant, nav="gdpr",
@@ -58,7 +61,8 @@ def _page(request: Request, ctx: CtxDep, viewer: Viewer, tenant: Tenant,
         past=[g for g in grants if states[g.id] not in (GrantState.PENDING,
                                                          GrantState.ACTIVE)],
         states=states, scopes=support.SCOPE_LABELS, hours=HOURS, instructions=filed,
-        done_under=done_under, can_file=viewer.can(Action.FILE_INSTRUCTIONS, tenant.id),
+        done_under=done_under, windows=windows,
+        can_file=viewer.can(Action.FILE_INSTRUCTIONS, tenant.id),
         can_manage=viewer.can(Action.MANAGE_GRANTS, tenant.id),
         fresh=not needs_fresh_2fa(ctx, viewer), has_2fa=viewer.user.totp_secret is not None,
         status_code=status_code, **extra)
@@ -131,3 +135,20 @@ async def gdpr_refuse(request: Request, slug: str, grant_id: str, ctx: CtxDep,
 async def gdpr_revoke(request: Request, slug: str, grant_id: str, ctx: CtxDep,
                       viewer: ViewerDep) -> Response:
     return await _answer(request, ctx, viewer, slug, grant_id, "revoke")
+
+
+@router.post("/t/{slug}/gdpr/windows/{window_id}/close")
+async def gdpr_close_window(request: Request, slug: str, window_id: str, ctx: CtxDep,
+                            viewer: ViewerDep) -> Response:
+    """The tenant closes support's inspection window: what it kept is erased now."""
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_GRANTS)
+    await check_csrf(request, viewer)
+
+    def close(w: Work) -> None:
+        inspection.close_window(w, tenant, window_id, f"closed by {viewer.user.email}")
+
+    try:
+        await in_unit(ctx, request, viewer, close)
+    except UserError as exc:
+        return _page(request, ctx, viewer, tenant, status_code=400, error=str(exc))
+    return RedirectResponse(f"/t/{tenant.slug}/gdpr?done=closed#windows", 303)
