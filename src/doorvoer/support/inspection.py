@@ -89,13 +89,15 @@ def close_window(w: Work, tenant: Tenant, window_id: str, why: str) -> Inspectio
     if window is None:
         raise NoSuchWindow
     actor = w.actor
-    if actor is not None and actor.role.is_staff and window.staff_id != actor.user_id:
+    staff = actor is not None and actor.role.is_staff
+    if staff and window.staff_id != (actor.user_id if actor else None):
         raise NoSuchWindow
-    _close(w, window, why)
+    _close(w, window, why, audit.who(actor, grant=window.grant_id if staff else None))
     return window
 
 
-def _close(w: Work, window: InspectionWindow, why: str) -> None:
+def _close(w: Work, window: InspectionWindow, why: str, who: audit.Who | None) -> None:
+    """`who`: the closer as the log names them (None: the unit's actor)."""
     now = utcnow()
     done = w.session.execute(update(InspectionWindow).where(
         InspectionWindow.id == window.id, InspectionWindow.closed_at.is_(None))
@@ -106,12 +108,6 @@ def _close(w: Work, window: InspectionWindow, why: str) -> None:
     w.session.refresh(window)
     set_inspection(w, window.process_id, None, None)
     window.kept = erase_kept(w, window.id)
-    actor = w.actor
-    if why in (_EXPIRED, _GRANT_ENDED) and (actor is None or not actor.role.is_staff):
-        who = audit.SYSTEM  # time did it (a revoking admin is named by the revocation)
-    else:
-        who = audit.who(actor, grant=window.grant_id if actor and actor.role.is_staff
-                        else None)
     audit.record(w, window.tenant_id, Event.INSPECT_WINDOW_CLOSED,
                  f"{window.id} on {window.process_name} ({why}; {window.kept} kept "
                  f"{'file' if window.kept == 1 else 'files'} erased)", actor=who)
@@ -130,7 +126,7 @@ def close_due(w: Work, now: datetime | None = None) -> int:
         InspectionWindow.closed_at.is_(None), InspectionWindow.until <= now)
         .with_for_update(skip_locked=True)))
     for window in due:
-        _close(w, window, _EXPIRED)
+        _close(w, window, _EXPIRED, audit.SYSTEM)
     return len(due)
 
 
@@ -139,7 +135,7 @@ def close_for_grant(w: Work, grant_id: str) -> int:
     open_ones = list(w.session.scalars(select(InspectionWindow).where(
         InspectionWindow.grant_id == grant_id, InspectionWindow.closed_at.is_(None))))
     for window in open_ones:
-        _close(w, window, _GRANT_ENDED)
+        _close(w, window, _GRANT_ENDED, None)  # the revoking admin, or the expiry job
     return len(open_ones)
 
 
