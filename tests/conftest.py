@@ -122,6 +122,8 @@ class NodeThread:
         return f"https://127.0.0.1:{self.node.http_port}"
 
     def stop(self) -> None:
+        if self.loop.is_closed():  # stopped already (a test that stops it itself)
+            return
         asyncio.run_coroutine_threadsafe(self.node.stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     reorder_buffer_bytes: int = Field(32 * 1024**2, ge=64 * 1024)
     stat_grace_s: float = Field(30.0, ge=0)  # a just-closed inbox file stays stat-able
     fetch_grace_s: float = Field(10.0, ge=0)  # a fetched output stays fetchable
+    erasure_cooling_off_days: float = Field(7.0, ge=0)  # a requested erasure waits
+    contract_grace_days: float = Field(30.0, ge=0)  # after a contract ends, then erasure
     rename_wait_s: float = Field(60.0, ge=0)  # unmatched upload waits for a rename
     lease_s: float = Field(30.0, gt=0)
     push_attempts: int = Field(5, ge=1)

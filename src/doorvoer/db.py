@@ -329,6 +329,18 @@ def checkpoint(engine: Engine) -> None:
                 raw.close()
 
 
+def scrub(engine: Engine) -> None:
+    """After an erasure: no copy of a deleted row left in the database's files. SQLite
+    zeroes deleted content (secure_delete) but its write-ahead log still holds older
+    pages until it is folded in; PostgreSQL keeps dead rows until a VACUUM."""
+    if is_sqlite(engine):
+        checkpoint(engine)
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in Base.metadata.sorted_tables:
+            conn.execute(text(f'VACUUM "{table.name}"'))
+
+
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))

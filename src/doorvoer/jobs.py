@@ -13,7 +13,9 @@ from doorvoer import mail
 from doorvoer.audit import service as audit
 from doorvoer.context import Context
 from doorvoer.delivery import service as delivery
+from doorvoer.privacy import erasure
 from doorvoer.support import service as support
+from doorvoer.tenants.models import Tenant
 from doorvoer.transfers import lifecycle, pushes
 from doorvoer.transfers.service import live_count
 from doorvoer.unit import Work
@@ -91,6 +93,24 @@ async def grant_expiry(ctx: Context) -> int:
     for msg in outgoing:
         await mail.send(ctx.settings, msg)
     return done
+
+
+async def erasures_due(ctx: Context) -> int:
+    """Erase every tenant whose cooling-off or grace period has run out (P19), each in
+    its own unit, and send the certificates. Returns how many were erased."""
+    def erase_one(tenant_id: str) -> list[EmailMessage]:
+        with ctx.unit() as w:
+            tenant = w.session.get(Tenant, tenant_id)
+            if tenant is not None and tenant_id in erasure.due(w):  # no other node was first
+                erasure.erase(w, tenant)
+        return w.outgoing
+
+    due = await asyncio.to_thread(ctx.run, erasure.due, write=False)
+    for tenant_id in due:
+        for msg in await asyncio.to_thread(erase_one, tenant_id):
+            await mail.send(ctx.settings, msg)
+        log.info("tenant erased", extra={"tenant": tenant_id})
+    return len(due)
 
 
 def checkpoints_due(ctx: Context) -> int:

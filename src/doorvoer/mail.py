@@ -22,7 +22,8 @@ def message(settings: Settings, to: str, subject: str, body: str) -> EmailMessag
 
 
 async def send(settings: Settings, msg: EmailMessage) -> bool:
-    """Send; a failure is logged (with the recipient, never a link) and reported back."""
+    """Send; a failure is logged (never the recipient, the subject or a link: they are
+    personal data an erasure could not take back from the log) and reported back."""
     try:
         await aiosmtplib.send(
             msg, hostname=settings.smtp_host, port=settings.smtp_port,
@@ -30,6 +31,6 @@ async def send(settings: Settings, msg: EmailMessage) -> bool:
             start_tls=settings.smtp_starttls, timeout=15,
         )
     except (aiosmtplib.SMTPException, OSError) as exc:
-        log.warning("mail not sent", extra={"to": msg["To"], "exc_type": type(exc).__name__})
+        log.warning("mail not sent", extra={"exc_type": type(exc).__name__})
         return False
     return True

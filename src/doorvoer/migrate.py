@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "9d4f2a6b7c10"  # the newest migration's revision: update with each new one
+HEAD = "3c7e1f2a8b45"  # the newest migration's revision: update with each new one
 
 
 def alembic_config(engine: Engine) -> Config:

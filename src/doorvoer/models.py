@@ -12,9 +12,10 @@ from doorvoer.accounts.models import (
 )
 from doorvoer.audit.models import AuditEntry, AuditHead, Checkpoint
 from doorvoer.db import Base
+from doorvoer.privacy.models import Erasure, Tombstone
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
-from doorvoer.support.models import Grant, Instruction, SupportMessage
+from doorvoer.support.models import Grant, InspectionWindow, Instruction, SupportMessage
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.models import Delivery, Transfer
 from doorvoer.vault.models import BlobKey
@@ -32,13 +33,16 @@ __all__ = [
     "Connection",
     "Delivery",
     "EmailToken",
+    "Erasure",
     "Grant",
+    "InspectionWindow",
     "Instruction",
     "LoginFailure",
     "Process",
     "RecoveryCode",
     "SupportMessage",
     "Tenant",
+    "Tombstone",
     "Transfer",
     "User",
     "WebSession",

@@ -111,6 +111,10 @@ class Work:
         """A Core statement in the transaction (after flushing the ORM's changes)."""
         return self.conn.execute(statement, params)
 
+    def changed(self, statement: Any, params: Any = None) -> int:
+        """A Core UPDATE or DELETE in the transaction; returns how many rows it changed."""
+        return int(self.conn.execute(statement, params).rowcount)
+
     def before_commit(self, key: str, job: Callable[[], None]) -> None:
         """Run `job` in the transaction just before it commits (once per key): the last
         writes of a unit, such as its audit entries. An error there rolls back all."""

@@ -101,6 +101,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/t/{slug}/audit"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/data"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/data/export"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/data/erase"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/data/erase/cancel"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),
     ("GET", "/support"): frozenset({SUPPORT}),

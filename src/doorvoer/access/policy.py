@@ -53,6 +53,7 @@ class Action(StrEnum):
     MANAGE_SETTINGS = "tenant:settings:manage"
     VIEW_AUDIT = "tenant:audit:view"
     EXPORT_DATA = "tenant:data:export"  # everything held about the tenant (P20)
+    ERASE_DATA = "tenant:data:erase"  # ask for (or cancel) the tenant's erasure (P19)
     MANAGE_GRANTS = "tenant:grants:manage"  # answer and revoke support's requests
     VIEW_GRANTS = "tenant:grants:view"
     FILE_INSTRUCTIONS = "tenant:instructions:file"
@@ -90,7 +91,7 @@ _MEMBER = frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES, Action.VIEW_T
                      Action.VIEW_GRANTS, Action.FILE_INSTRUCTIONS, Action.SUPPORT_THREAD})
 _ADMIN = _MEMBER | {Action.INVITE_USERS, Action.MANAGE_USERS, Action.MANAGE_TOKENS,
                     Action.MANAGE_SETTINGS, Action.VIEW_AUDIT, Action.MANAGE_GRANTS,
-                    Action.EXPORT_DATA}
+                    Action.EXPORT_DATA, Action.ERASE_DATA}
 _STAFF: dict[Role, frozenset[Action]] = {
     Role.OPERATOR_ADMIN: frozenset({Action.VIEW_TENANT_LIST, Action.MANAGE_TENANTS,
                                     Action.VIEW_STAFF, Action.MANAGE_STAFF,

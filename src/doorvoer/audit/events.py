@@ -61,6 +61,12 @@ class Event(StrEnum):
     # Reading the log itself
     AUDIT_EXPORTED = "audit:log:exported"
     TENANT_EXPORTED = "privacy:export:created"
+    # A tenant's erasure (P19): scheduled, cancelled, the chain's last entry; then, in
+    # the operator's chain, by internal id only, that it ran
+    ERASURE_REQUESTED = "privacy:erasure:scheduled"
+    ERASURE_CANCELLED = "privacy:erasure:cancelled"
+    ERASURE_STARTED = "privacy:erasure:started"
+    TENANT_ERASED = "privacy:erasure:done"
     # Support access the tenant opens (P12), its instructions (P10), the thread (P13)
     GRANT_REQUESTED = "grant:request:created"
     GRANT_APPROVED = "grant:request:approved"
@@ -82,10 +88,11 @@ class Event(StrEnum):
 
 
 # Events after which the node signs the chain's head at once: the tenant's start, every
-# grant, instruction and inspection-window event (a tenant's erasure and incidents join
-# as they come).
+# grant, instruction, inspection-window and erasure event (incidents join as they
+# come).
 CHECKPOINT_AT_ONCE = frozenset({
     Event.TENANT_CREATED, Event.GRANT_REQUESTED, Event.GRANT_APPROVED, Event.GRANT_REFUSED,
     Event.GRANT_LAPSED, Event.GRANT_FIRST_USED, Event.GRANT_EXPIRED, Event.GRANT_REVOKED,
     Event.INSTRUCTION_FILED, Event.INSPECT_WINDOW_OPENED, Event.INSPECT_FILE_KEPT,
-    Event.INSPECT_FILE_VIEWED, Event.INSPECT_WINDOW_CLOSED})
+    Event.INSPECT_FILE_VIEWED, Event.INSPECT_WINDOW_CLOSED, Event.ERASURE_REQUESTED,
+    Event.ERASURE_CANCELLED, Event.ERASURE_STARTED, Event.TENANT_ERASED})

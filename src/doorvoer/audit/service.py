@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 
 from doorvoer.access.policy import Actor, Role
 from doorvoer.audit import chain as chains
@@ -173,6 +173,26 @@ def checkpoint_due(w: Work, now: datetime | None = None) -> int:
 def checkpoints(w: Work, chain: str) -> list[Checkpoint]:
     return list(w.session.scalars(select(Checkpoint).where(Checkpoint.chain == chain)
                                   .order_by(Checkpoint.seq, Checkpoint.signed_at)))
+
+
+def seal_chain(w: Work, chain: str) -> chains.Head:
+    """Write what is queued now and make sure the chain's head is signed: the head a
+    tenant's erasure certificate names. Nothing may be recorded in the chain after."""
+    _flush(w)
+    head = head_of(w, chain)
+    row = w.execute(select(_H.c.checkpointed_seq).where(_H.c.chain == chain)).first()
+    if row is None or row.checkpointed_seq < head.seq:
+        sign_head(w, chain, head)
+    return head
+
+
+def erase_chain(w: Work, chain: str) -> dict[str, int]:
+    """Delete a chain whole (a tenant's erasure, P19): its entries, checkpoints and
+    head. Returns the entries and checkpoints deleted."""
+    entries = w.changed(delete(_E).where(_E.c.chain == chain))
+    signed = w.changed(delete(_C).where(_C.c.chain == chain))
+    w.changed(delete(_H).where(_H.c.chain == chain))
+    return {"audit_entries": entries, "audit_checkpoints": signed}
 
 
 # ---------------------------------------------------------------- reading

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from doorvoer.cli import admin, audit, instructions, node, transfers
+from doorvoer.cli import admin, audit, instructions, node, privacy, transfers
 from doorvoer.cli.common import app
 from doorvoer.cli.transfers import TRANSFER_FIELDS, transfer_rows
 
 __all__ = ["TRANSFER_FIELDS", "admin", "app", "audit", "instructions", "main", "node",
-           "transfer_rows",
+           "privacy", "transfer_rows",
            "transfers"]
 
 

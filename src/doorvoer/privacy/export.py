@@ -145,7 +145,7 @@ def export_file(ctx: Context, tenant_id: str, actor: Actor | None, source: str |
     for old in folder.glob("export-*.zip"):  # left by a node that stopped mid-send
         if old.stat().st_mtime < time.time() - STALE_S:
             old.unlink(missing_ok=True)
-    fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=folder)
+    fd, name = tempfile.mkstemp(prefix=f"export-{tenant_id}-", suffix=".zip", dir=folder)
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
@@ -117,3 +117,9 @@ def set_inspection(w: Work, process_id: str, window_id: str | None,
     w.session.execute(update(Process).where(Process.id == process_id).values(
         inspect_window=window_id, inspect_until=until)
         .execution_options(synchronize_session="fetch"))
+
+
+def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
+    """A tenant's erasure (P19), this area's part: its processes and their specs."""
+    gone = w.changed(delete(Process).where(Process.tenant_id == tenant.id))
+    return {"processes": gone}

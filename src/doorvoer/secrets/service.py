@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import asyncssh
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
@@ -113,3 +113,10 @@ def connection_views(w: Work, tenant: Tenant) -> list[ConnectionView]:
         views.append(ConnectionView(row.name, row.kind, conn.host, conn.port, conn.username,
                                     secret, row.updated_at))
     return views
+
+
+def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
+    """A tenant's erasure (P19), this area's part: its connections, sealed secrets and
+    all."""
+    gone = w.changed(delete(Connection).where(Connection.tenant_id == tenant.id))
+    return {"connections": gone}

@@ -86,12 +86,12 @@ class DoorvoerSSHServer(asyncssh.SSHServer):
         if self._counted == key:
             return True  # asyncssh asks twice for a key: the query, then the signature
         if self._sessions.open[key] >= self._sessions.limit:
-            log.warning("session limit reached", extra={"account": login.account_name})
+            log.warning("session limit reached", extra={"account": login.account_id})
             return False
         self._sessions.open[key] += 1
         self._counted = key
         self._conn.set_extra_info(doorvoer_login=login)
-        log.info("login", extra={"account": login.account_name, "tenant": login.tenant_slug,
+        log.info("login", extra={"account": login.account_id, "tenant": login.tenant_id,
                                  "peer": self._peer})
         return True
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from doorvoer.access.policy import (
     GRANT_SCOPES,
@@ -39,7 +39,13 @@ from doorvoer.audit.models import OPERATOR_CHAIN
 from doorvoer.db import utcnow
 from doorvoer.support import inspection, notices
 from doorvoer.support.errors import GrantRefused, NoSuchGrant
-from doorvoer.support.models import Grant, GrantState
+from doorvoer.support.models import (
+    Grant,
+    GrantState,
+    InspectionWindow,
+    Instruction,
+    SupportMessage,
+)
 from doorvoer.support.thread import link_request
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
@@ -315,3 +321,12 @@ def current_state(grant: Grant, now: datetime | None = None) -> GrantState:
     if state in (GrantState.PENDING, GrantState.ACTIVE) and grant.expires_at <= (now or utcnow()):
         return GrantState.EXPIRED
     return state
+
+
+def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
+    """A tenant's erasure (P19), this area's part: its inspection windows, support
+    thread, instructions and grants."""
+    return {kind: w.changed(delete(table).where(table.tenant_id == tenant.id))
+            for kind, table in (("inspection_windows", InspectionWindow),
+                                ("support_messages", SupportMessage),
+                                ("instructions", Instruction), ("grants", Grant))}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
@@ -62,3 +62,10 @@ def set_report(w: Work, tenant: Tenant, on: bool) -> None:
     """Switch per-transfer reporting (P4). Use transfers.lifecycle.set_reporting, which
     also forgets what was kept so far."""
     tenant.report = on
+
+
+def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
+    """A tenant's erasure (P19), the last step: its own row, name, slug and contact."""
+    w.session.expunge(tenant)
+    gone = w.changed(delete(Tenant).where(Tenant.id == tenant.id))
+    return {"tenant": gone}

@@ -285,3 +285,18 @@ def _forget(w: Work, ids: Sequence[str]) -> None:
             if (isinstance(obj, Transfer) and obj.id in gone) or (
                     isinstance(obj, Delivery) and obj.transfer_id in gone):
                 session.expunge(obj)
+
+
+def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
+    """A tenant's erasure (P19), this area's part: every blob its transfers own (keys
+    now, files after the commit), its deliveries and its transfer records, live or not.
+    A worker still transforming one of them finds its claim gone and discards its
+    output. Returns the rows per kind."""
+    transfers = select(_T.c.id).where(_T.c.tenant_id == tenant.id)
+    blobs = list(w.execute(select(BlobKey.blob_id).where(
+        BlobKey.owner_id.in_(transfers))).scalars())
+    w.vault.erase(w, *blobs)
+    deliveries = w.changed(delete(_D).where(or_(_D.c.tenant_id == tenant.id,
+                                                _D.c.transfer_id.in_(transfers))))
+    records = w.changed(delete(_T).where(_T.c.tenant_id == tenant.id))
+    return {"blobs": len(blobs), "deliveries": deliveries, "transfers": records}

@@ -13,13 +13,23 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from doorvoer.access.policy import OPERATOR, Action, Role, authorize
+from doorvoer.access.policy import OPERATOR, Action, Role, authorize, is_allowed
 from doorvoer.accounts.people import create_user, staff_users
 from doorvoer.errors import UserError
+from doorvoer.privacy import erasure
 from doorvoer.reports.format import register
 from doorvoer.reports.service import tenant_counts
-from doorvoer.tenants.service import CONTRACT_STATES, create_tenant, get_tenant, set_contract
-from doorvoer.web.deps import CtxDep, Viewer, ViewerDep, check_csrf, render, templates, unit
+from doorvoer.tenants.service import CONTRACT_STATES, create_tenant, get_tenant
+from doorvoer.web.deps import (
+    CtxDep,
+    Viewer,
+    ViewerDep,
+    check_csrf,
+    render,
+    send_later,
+    templates,
+    unit,
+)
 
 router = APIRouter(include_in_schema=False)
 register(templates.env)
@@ -31,7 +41,12 @@ def _tenants_page(request: Request, ctx: CtxDep, viewer: Viewer, status_code: in
                   **extra: Any) -> Response:
     with unit(ctx, request, viewer, write=False) as w:
         rows = tenant_counts(w)
+        erasures = {e.tenant_id: e for e in erasure.scheduled(w)}
+        # Only operator admins see the certificates (they hold no tenant's values).
+        stones = erasure.tombstones(w) if is_allowed(viewer.actor, Action.MANAGE_TENANTS,
+                                                     OPERATOR) else []
     return render(request, "operator/tenants.html", viewer=viewer, rows=rows,
+                  erasures=erasures, tombstones=stones,
                   contract_states=CONTRACT_STATES, status_code=status_code, **extra)
 
 
@@ -82,11 +97,13 @@ async def operator_set_contract(request: Request, slug: str, ctx: CtxDep,
     form = await check_csrf(request, viewer)
 
     def change() -> None:
+        """The contract's end schedules the tenant's erasure (P19); active again stops it."""
         with unit(ctx, request, viewer) as w:
             tenant = get_tenant(w, slug)
             if tenant is None:
                 raise UserError(f"no tenant {slug!r}")
-            set_contract(w, tenant, str(form.get("contract", "")))
+            erasure.set_contract(w, tenant, str(form.get("contract", "")))
+        send_later(ctx, w.outgoing)
 
     try:
         await asyncio.to_thread(change)
