@@ -277,3 +277,41 @@ def test_support_asks_the_admin_approves_then_revokes_and_the_audit_log_shows_it
         expect(table).to_contain_text(action)
     admin.click("text=Verify now")
     expect(admin.locator("#chain .notice")).to_contain_text("The chain holds")
+
+
+def test_your_data_download_then_an_erasure_asked_for_and_cancelled(
+        browser: Browser, portal, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import zipfile
+
+    ctx, base, mail = portal
+    used: set[str] = set()
+    dpo = _with_totp(ctx, "dpo@acme.example", Role.TENANT_ADMIN, "acme")
+    page = _page(browser)
+    _login(page, base, "dpo@acme.example", PASSWORD)
+    page.fill("input[name=code]", _next_code(dpo, used))
+    page.click("button[type=submit]")
+    page.click("nav >> text=Your data")
+    expect(page.locator("#kinds")).to_contain_text("each file's passage")  # said first
+    with page.expect_download() as download:
+        page.click("text=Download everything (ZIP)")
+    saved = tmp_path / "export.zip"
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as z:
+        assert "README.txt" in z.namelist()
+        files = [t["file"] for t in json.loads(z.read("data/transfers.json"))]
+    assert "orders/week1.csv" in files
+
+    page.fill("#erase input[name=confirm]", "not-acme")
+    page.click("#erase button.danger")
+    expect(page.locator("#erase .error")).to_contain_text("type the tenant's name")
+    page.fill("#erase input[name=confirm]", "acme")
+    page.click("#erase button.danger")
+    expect(page.locator("#erasure-pending")).to_contain_text("will be erased on")
+    mail.wait_for("dpo@acme.example", "will be erased")
+    page.click("text=Cancel the erasure")
+    expect(page.locator("#erase .notice")).to_contain_text("nothing was erased")
+    expect(page.locator("#erase button.danger")).to_be_visible()
+    mail.wait_for("dpo@acme.example", "cancelled")
+    with ctx.reading() as w:
+        assert require_tenant(w, "acme").contract == "active"

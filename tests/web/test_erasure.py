@@ -46,6 +46,21 @@ from .conftest import AccountPortal, _root_conftest
 
 root = _root_conftest()
 
+# Each kind the certificate counts, and the table it is erased from. A new table must
+# join this map (and the erasure) or the list of tables that hold no tenant's data.
+KIND_TABLE = {
+    "sessions": "web_sessions", "recovery_codes": "recovery_codes",
+    "email_links": "email_tokens", "failed_sign_ins": "login_failures",
+    "tokens": "api_tokens", "account_keys": "account_keys", "accounts": "accounts",
+    "users": "users", "blobs": "vault_keys", "deliveries": "deliveries",
+    "transfers": "transfers", "processes": "processes", "connections": "connections",
+    "inspection_windows": "inspection_windows", "support_messages": "support_messages",
+    "instructions": "support_instructions", "grants": "support_grants",
+    "erasure_requests": "erasure_requests", "audit_entries": "audit_entries",
+    "audit_checkpoints": "audit_checkpoints", "tenant": "tenants"}
+NO_TENANT_DATA = {"audit_heads",  # a chain's seq and hash, deleted with the chain
+                  "tenant_tombstones"}  # what an erasure leaves: ids, dates, counts
+
 
 def _tenant_with_everything(ctx: Context, tmp_path: Path, tag: str) -> dict[str, Any]:
     """A tenant with a row in every table it can have one in; its known values."""
@@ -151,6 +166,14 @@ def test_an_erasure_leaves_not_one_value_of_the_tenant_and_a_certificate_that_ve
     needles = [v[k] for k in ("slug", "name", "contact", "admin", "person", "account", "host",
                               "token", "reason", "instruction", "message", "file", "invitee")]
     assert len(_found(ctx, needles)) > 20  # the search finds them while they are there
+    # And the ids that tie rows without a tenant column to it (keys, sessions, blobs).
+    with ctx.reading() as w:
+        t = Base.metadata.tables
+        ids = [*blobs]
+        for name in ("users", "accounts", "transfers"):
+            ids += w.execute(select(t[name].c.id).where(
+                t[name].c.tenant_id == v["tenant_id"])).scalars()
+    assert len(ids) >= 4
 
     r = CliRunner().invoke(app, ["tenant", "erase", v["slug"], "--confirm", v["slug"],
                                  "--data-dir", str(ctx.settings.data_dir)],
@@ -169,6 +192,8 @@ def test_an_erasure_leaves_not_one_value_of_the_tenant_and_a_certificate_that_ve
                  "audit_entries", "audit_checkpoints", "tenant"):
         assert cert.counts[kind] >= 1, kind
     assert cert.counts["audit_entries"] == cert.audit_seq
+    assert set(cert.counts) == set(KIND_TABLE)
+    assert set(Base.metadata.tables) == set(KIND_TABLE.values()) | NO_TENANT_DATA
 
     # The certificate went to the contact (with the note attached) before it was erased.
     msg = p.mails.wait_for(v["contact"], "Erasure certificate")
@@ -177,7 +202,7 @@ def test_an_erasure_leaves_not_one_value_of_the_tenant_and_a_certificate_that_ve
 
     # Nothing of the tenant in any table, in any file of the data directory (the
     # database's own files included, once its log is folded in), or in the log.
-    assert sorted(_found(ctx, [*needles, v["tenant_id"]])) == sorted([
+    assert sorted(_found(ctx, [*needles, *ids, v["tenant_id"]])) == sorted([
         f"tenant_tombstones.{col}: {v['tenant_id']}" for col in ("tenant_id", "certificate")
     ] + [f"audit_entries.object: {v['tenant_id']}"])
     assert not any(ctx.vault.store.exists(b) for b in blobs)
