@@ -144,6 +144,7 @@ class Node:
         if loop.time() - self._signed_at >= GRANTS_AND_CHECKPOINTS_S:
             await jobs.grant_expiry(self.ctx)
             await jobs.erasures_due(self.ctx)
+            await jobs.incident_notices(self.ctx)
             await asyncio.to_thread(jobs.checkpoints_due, self.ctx)
             self._signed_at = loop.time()
         if loop.time() - self._checkpointed >= CHECKPOINT_S:

@@ -13,7 +13,7 @@ from doorvoer import mail
 from doorvoer.audit import service as audit
 from doorvoer.context import Context
 from doorvoer.delivery import service as delivery
-from doorvoer.privacy import erasure
+from doorvoer.privacy import erasure, incidents
 from doorvoer.support import service as support
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers import lifecycle, pushes
@@ -111,6 +111,11 @@ async def erasures_due(ctx: Context) -> int:
             await mail.send(ctx.settings, msg)
         log.info("tenant erased", extra={"tenant": tenant_id})
     return len(due)
+
+
+async def incident_notices(ctx: Context) -> int:
+    """Send the breach notices not yet out, and alert the operator admins of late ones."""
+    return await incidents.send_pending(ctx)
 
 
 def checkpoints_due(ctx: Context) -> int:

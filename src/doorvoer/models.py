@@ -12,7 +12,7 @@ from doorvoer.accounts.models import (
 )
 from doorvoer.audit.models import AuditEntry, AuditHead, Checkpoint
 from doorvoer.db import Base
-from doorvoer.privacy.models import Erasure, Tombstone
+from doorvoer.privacy.models import Erasure, Incident, IncidentNotice, IncidentUpdate, Tombstone
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
 from doorvoer.support.models import Grant, InspectionWindow, Instruction, SupportMessage
@@ -35,6 +35,9 @@ __all__ = [
     "EmailToken",
     "Erasure",
     "Grant",
+    "Incident",
+    "IncidentNotice",
+    "IncidentUpdate",
     "InspectionWindow",
     "Instruction",
     "LoginFailure",

@@ -103,6 +103,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/data/export"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/data/erase"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/data/erase/cancel"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/incidents"): TENANT_FULL,
+    ("POST", "/t/{slug}/incidents/{incident_id}/acknowledge"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),
     ("GET", "/support"): frozenset({SUPPORT}),
@@ -112,6 +114,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/operator/tenants"): STAFF,
     ("POST", "/operator/tenants"): frozenset({OPADMIN}),
     ("POST", "/operator/tenants/{slug}/contract"): frozenset({OPADMIN}),
+    ("GET", "/operator/incidents"): frozenset({OPADMIN, SYSADMIN}),
+    ("GET", "/operator/incidents.json"): frozenset({OPADMIN, SYSADMIN}),
+    ("POST", "/operator/incidents"): frozenset({OPADMIN, SYSADMIN}),
+    ("POST", "/operator/incidents/{incident_id}/update"): frozenset({OPADMIN, SYSADMIN}),
     ("GET", "/operator/staff"): frozenset({OPADMIN}),
     ("POST", "/operator/staff"): frozenset({OPADMIN}),
     # The API authenticates with tokens only: a portal session is not enough.
@@ -248,6 +254,7 @@ def _concrete(world: World, path: str) -> str:
             .replace("{token}", "not-a-real-token").replace("{invitation_id}", "0" * 32)
             .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32)
             .replace("{grant_id}", world.grant_id).replace("{window_id}", "0" * 32)
+            .replace("{incident_id}", "0" * 32)
             .replace("{part}", "input"))
 
 

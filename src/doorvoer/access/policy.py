@@ -54,6 +54,8 @@ class Action(StrEnum):
     VIEW_AUDIT = "tenant:audit:view"
     EXPORT_DATA = "tenant:data:export"  # everything held about the tenant (P20)
     ERASE_DATA = "tenant:data:erase"  # ask for (or cancel) the tenant's erasure (P19)
+    VIEW_INCIDENTS = "tenant:incidents:view"  # breach notices to the tenant (P18)
+    ACK_INCIDENTS = "tenant:incidents:acknowledge"
     MANAGE_GRANTS = "tenant:grants:manage"  # answer and revoke support's requests
     VIEW_GRANTS = "tenant:grants:view"
     FILE_INSTRUCTIONS = "tenant:instructions:file"
@@ -66,6 +68,7 @@ class Action(StrEnum):
     MANAGE_STAFF = "operator:staff:manage"
     REQUEST_GRANTS = "operator:grants:request"  # support asks a tenant for access
     VIEW_ALL_GRANTS = "operator:grants:view"  # which grants exist (never the data)
+    MANAGE_INCIDENTS = "operator:incidents:manage"  # record incidents, updates (P18)
     # One's own account
     MANAGE_OWN_ACCOUNT = "self:account:manage"
 
@@ -88,16 +91,17 @@ _SUPPORT_ANY_TENANT = frozenset({Action.SUPPORT_THREAD})
 
 _MEMBER = frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES, Action.VIEW_TRANSFERS,
                      Action.VIEW_REPORTS, Action.UPLOAD, Action.VIEW_USERS,
-                     Action.VIEW_GRANTS, Action.FILE_INSTRUCTIONS, Action.SUPPORT_THREAD})
+                     Action.VIEW_GRANTS, Action.FILE_INSTRUCTIONS, Action.SUPPORT_THREAD,
+                     Action.VIEW_INCIDENTS})
 _ADMIN = _MEMBER | {Action.INVITE_USERS, Action.MANAGE_USERS, Action.MANAGE_TOKENS,
                     Action.MANAGE_SETTINGS, Action.VIEW_AUDIT, Action.MANAGE_GRANTS,
-                    Action.EXPORT_DATA, Action.ERASE_DATA}
+                    Action.EXPORT_DATA, Action.ERASE_DATA, Action.ACK_INCIDENTS}
 _STAFF: dict[Role, frozenset[Action]] = {
     Role.OPERATOR_ADMIN: frozenset({Action.VIEW_TENANT_LIST, Action.MANAGE_TENANTS,
                                     Action.VIEW_STAFF, Action.MANAGE_STAFF,
-                                    Action.VIEW_ALL_GRANTS}),
+                                    Action.VIEW_ALL_GRANTS, Action.MANAGE_INCIDENTS}),
     Role.SUPPORT: frozenset({Action.VIEW_TENANT_LIST, Action.REQUEST_GRANTS}),
-    Role.SYSADMIN: frozenset({Action.VIEW_TENANT_LIST}),
+    Role.SYSADMIN: frozenset({Action.VIEW_TENANT_LIST, Action.MANAGE_INCIDENTS}),
 }
 
 

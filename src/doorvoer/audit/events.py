@@ -46,6 +46,7 @@ class Event(StrEnum):
     TENANT_CREATED = "tenant:tenant:created"
     TENANT_REPORTING_CHANGED = "tenant:reporting:changed"
     TENANT_CONTRACT_CHANGED = "tenant:contract:changed"
+    TENANT_CONTACTS_CHANGED = "tenant:contacts:changed"
     USER_CREATED = "user:person:created"
     USER_INVITED = "user:invitation:sent"
     USER_INVITATION_REVOKED = "user:invitation:revoked"
@@ -67,6 +68,13 @@ class Event(StrEnum):
     ERASURE_CANCELLED = "privacy:erasure:cancelled"
     ERASURE_STARTED = "privacy:erasure:started"
     TENANT_ERASED = "privacy:erasure:done"
+    # Incidents (P18): recorded and updated (the operator's chain), each tenant's notice
+    # and acknowledgement (its own chain), an alert when notices are late
+    INCIDENT_RECORDED = "privacy:incident:recorded"
+    INCIDENT_UPDATED = "privacy:incident:updated"
+    INCIDENT_NOTIFIED = "privacy:incident:notified"
+    INCIDENT_ACKNOWLEDGED = "privacy:incident:acknowledged"
+    INCIDENT_OVERDUE = "privacy:incident:overdue"
     # Support access the tenant opens (P12), its instructions (P10), the thread (P13)
     GRANT_REQUESTED = "grant:request:created"
     GRANT_APPROVED = "grant:request:approved"
@@ -88,11 +96,12 @@ class Event(StrEnum):
 
 
 # Events after which the node signs the chain's head at once: the tenant's start, every
-# grant, instruction, inspection-window and erasure event (incidents join as they
-# come).
+# grant, instruction, inspection-window, erasure and incident event.
 CHECKPOINT_AT_ONCE = frozenset({
     Event.TENANT_CREATED, Event.GRANT_REQUESTED, Event.GRANT_APPROVED, Event.GRANT_REFUSED,
     Event.GRANT_LAPSED, Event.GRANT_FIRST_USED, Event.GRANT_EXPIRED, Event.GRANT_REVOKED,
     Event.INSTRUCTION_FILED, Event.INSPECT_WINDOW_OPENED, Event.INSPECT_FILE_KEPT,
     Event.INSPECT_FILE_VIEWED, Event.INSPECT_WINDOW_CLOSED, Event.ERASURE_REQUESTED,
-    Event.ERASURE_CANCELLED, Event.ERASURE_STARTED, Event.TENANT_ERASED})
+    Event.ERASURE_CANCELLED, Event.ERASURE_STARTED, Event.TENANT_ERASED,
+    Event.INCIDENT_RECORDED, Event.INCIDENT_UPDATED, Event.INCIDENT_NOTIFIED,
+    Event.INCIDENT_ACKNOWLEDGED})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from doorvoer.cli import admin, audit, instructions, node, privacy, transfers
+from doorvoer.cli import admin, audit, incidents, instructions, node, privacy, transfers
 from doorvoer.cli.common import app
 from doorvoer.cli.transfers import TRANSFER_FIELDS, transfer_rows
 
-__all__ = ["TRANSFER_FIELDS", "admin", "app", "audit", "instructions", "main", "node",
+__all__ = ["TRANSFER_FIELDS", "admin", "app", "audit", "incidents", "instructions", "main", "node",
            "privacy", "transfer_rows",
            "transfers"]
 

@@ -133,3 +133,27 @@ def tenant_contract(
             asyncio.run(mail.send(ctx.settings, msg))
     out.print(f"contract of {tenant}: {status}" + (f"; erasure runs at {due}" if due else ""),
               highlight=False)
+
+
+@tenant_app.command("contacts")
+def tenant_contacts(
+    tenant: str,
+    contact: Annotated[str | None, typer.Option(help="General contact e-mail")] = None,
+    invoicing: Annotated[str | None, typer.Option(help="E-mail for invoices only")] = None,
+    breach_notice: Annotated[str | None, typer.Option(
+        help="E-mail for breach notices only (P18)")] = None,
+    breach_webhook: Annotated[str | None, typer.Option(
+        help="https:// URL that receives each breach notice as JSON")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Set the tenant's contact data, each field for its purpose only (P9); '' clears
+    one. Without options, show which field serves which purpose."""
+    from doorvoer.tenants.contacts import purposes_of
+    from doorvoer.tenants.service import change_contacts
+
+    with opened(settings_for(data_dir)) as ctx, ctx.unit(actor=cli_actor()) as w:
+        row = require_tenant(w, tenant)
+        change_contacts(w, row, contact=contact, invoicing=invoicing,
+                        breach_notice=breach_notice, webhook=breach_webhook)
+        for field, purposes in purposes_of(row).items():
+            out.print(f"{field}: {', '.join(purposes)}", highlight=False)

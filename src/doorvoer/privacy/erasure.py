@@ -27,7 +27,7 @@ from doorvoer.db import utcnow
 from doorvoer.privacy import notices
 from doorvoer.privacy.certificate import Certificate, issue
 from doorvoer.privacy.errors import ErasureRefused
-from doorvoer.privacy.models import Erasure, Tombstone
+from doorvoer.privacy.models import Erasure, IncidentNotice, Tombstone
 from doorvoer.processes import service as processes
 from doorvoer.secrets import service as secrets
 from doorvoer.support import service as support
@@ -129,6 +129,8 @@ def erase(w: Work, tenant: Tenant, reason: str = OPERATOR) -> Erased:
                  secrets.erase_tenant, accounts.erase_tenant):
         counts.update(part(w, tenant))
     counts["erasure_requests"] = w.changed(delete(Erasure).where(Erasure.tenant_id == tenant_id))
+    counts["incident_notices"] = w.changed(delete(IncidentNotice).where(
+        IncidentNotice.tenant_id == tenant_id))
     counts.update(audit.erase_chain(w, tenant_id))
     counts.update(tenants.erase_tenant(w, tenant))
     now = utcnow()

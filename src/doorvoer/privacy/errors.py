@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doorvoer.errors import UserError
+from doorvoer.errors import NotFound, UserError
 
 
 class ErasureRefused(UserError):
@@ -12,3 +12,12 @@ class ErasureRefused(UserError):
 
 class BadCertificate(UserError):
     """An erasure certificate that does not verify; the message says why."""
+
+
+class IncidentRefused(UserError):
+    """An incident or update that cannot be recorded as given; the message names the
+    field (and the line of its file)."""
+
+
+class NoSuchIncident(NotFound):
+    """No such incident (or none of it for this tenant)."""

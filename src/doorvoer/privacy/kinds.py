@@ -14,9 +14,12 @@ from sqlalchemy import select
 from doorvoer.accounts.machines import scope_names
 from doorvoer.accounts.models import Account, AccountKey, ApiToken, User
 from doorvoer.audit.chain import rfc3339
+from doorvoer.privacy.incidents import deadline
+from doorvoer.privacy.models import Incident, IncidentNotice, IncidentUpdate
 from doorvoer.processes.models import Process
 from doorvoer.secrets.service import connection_views
 from doorvoer.support.models import Grant, InspectionWindow, Instruction, SupportMessage
+from doorvoer.tenants.contacts import address_for, purposes_of, webhook_for_breach_notices
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers.models import Transfer
 from doorvoer.unit import Work
@@ -53,8 +56,10 @@ def _tenant(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
 
 
 def _contacts(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
-    if t.contact_email:
-        yield {"purpose": "contact and invoicing", "email": t.contact_email}
+    for purposes in purposes_of(t).values():
+        yield {"purpose": ", ".join(purposes), "email": address_for(t, purposes[0])}
+    if webhook_for_breach_notices(t):
+        yield {"purpose": "breach-notice (webhook)", "email": webhook_for_breach_notices(t)}
 
 
 def _users(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
@@ -146,6 +151,22 @@ def _messages(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
                "grant": m.grant_id, "text": m.body, "created_at": _t(m.created_at)}
 
 
+def _incidents(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    for n in w.session.scalars(select(IncidentNotice).where(IncidentNotice.tenant_id == t.id)
+                               .order_by(IncidentNotice.created_at, IncidentNotice.phase)):
+        i = w.session.get_one(Incident, n.incident_id)
+        update = None if n.phase == 0 else w.session.scalar(select(IncidentUpdate.text).where(
+            IncidentUpdate.incident_id == i.id, IncidentUpdate.phase == n.phase))
+        yield {"id": i.id, "phase": n.phase, "became_known_at": _t(i.became_known_at),
+               "authority_deadline": _t(deadline(i)),
+               "summary": i.summary, "data_categories": i.data_categories,
+               "approximate_subjects": i.approximate_subjects,
+               "likely_consequences": i.likely_consequences,
+               "measures_taken": i.measures_taken, "measures_proposed": i.measures_proposed,
+               "contact": i.contact, "update": update, "sent_at": _t(n.sent_at),
+               "acknowledged_at": _t(n.acknowledged_at), "acknowledged_by": n.acknowledged_by}
+
+
 def _none(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
     return iter(())
 
@@ -157,8 +178,10 @@ KINDS: tuple[Kind, ...] = (
         F("name", S, "display name", False), F("reporting", B, "whether reports are kept", False),
         F("contract", S, "active or ended", False), F("created_at", T, "since", False)),
         _tenant),
-    Kind("contacts", "addresses for contact and invoicing", "contact and invoicing only (P9)", (
-        F("purpose", S, "what it is for", False), F("email", S, "the address", False)),
+    Kind("contacts", "addresses for contact, invoicing and breach notices",
+         "each for its purposes only (P9); until changed or erased", (
+        F("purpose", S, "what it is used for, and for nothing else", False),
+        F("email", S, "the address (or the breach-notice webhook's URL)", False)),
         _contacts),
     Kind("users", "people of the tenant on the portal", "signing in; until removed", (
         F("id", S, "internal id", False), F("email", S, "sign-in name", False),
@@ -233,7 +256,19 @@ KINDS: tuple[Kind, ...] = (
     Kind("subprocessors", "sub-processors of your data", "Art. 28(2); none listed yet", (
         F("name", S, "who", False), F("purpose", S, "what for", False),
         F("location", S, "where", False)), _none),
-    Kind("incidents", "personal data breach notices", "Art. 33(2); none recorded", (
-        F("id", S, "id", False), F("opened_at", T, "noticed", False),
-        F("summary", S, "what happened", False)), _none),
+    Kind("incidents", "incidents reported to you (breach notices, Art. 33(2))",
+         "P18; kept with the audit log", (
+        F("id", S, "the incident's id", False), F("phase", N, "0: the first notice; then "
+                                                  "each update", False),
+        F("became_known_at", T, "when the processor learnt of it", False),
+        F("authority_deadline", T, "72 hours on: your own notice is due", False),
+        F("summary", S, "what happened", False),
+        F("data_categories", S, "categories of personal data, one per line", False),
+        F("approximate_subjects", N, "data subjects, approximately", False),
+        F("likely_consequences", S, "likely consequences", False),
+        F("measures_taken", S, "measures taken", False),
+        F("measures_proposed", S, "measures proposed", False),
+        F("contact", S, "whom to ask", False), F("update", S, "what a later phase said"),
+        F("sent_at", T, "when you were told"), F("acknowledged_at", T, "acknowledged"),
+        F("acknowledged_by", S, "by whom")), _incidents),
 )

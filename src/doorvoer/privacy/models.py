@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorvoer.db import Base, UTCDateTime, utcnow
+from doorvoer.db import Base, UTCDateTime, new_id, utcnow
 
 
 class Erasure(Base):
@@ -39,3 +39,60 @@ class Tombstone(Base):
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
     counts: Mapped[str] = mapped_column(Text)  # JSON: kind -> rows, blobs or entries erased
     certificate: Mapped[str] = mapped_column(Text)  # a signed note (docs/erasure.md)
+
+
+class Incident(Base):
+    """A personal data breach or other incident the operator records (P18), with every
+    field of GDPR Art. 33(3). Which tenants it touches is in its notices, never here."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    became_known_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    summary: Mapped[str] = mapped_column(Text)
+    data_categories: Mapped[str] = mapped_column(Text)  # one per line
+    approximate_subjects: Mapped[int] = mapped_column()
+    likely_consequences: Mapped[str] = mapped_column(Text)
+    measures_taken: Mapped[str] = mapped_column(Text)
+    measures_proposed: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(500))
+    all_tenants: Mapped[bool] = mapped_column(default=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(320))
+    phase: Mapped[int] = mapped_column(default=0)  # the newest update's number
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # notices overdue
+
+
+class IncidentUpdate(Base):
+    """A later phase of an incident: what is known now, notified like the first."""
+
+    __tablename__ = "incident_updates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    phase: Mapped[int] = mapped_column()
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(320))
+
+
+class IncidentNotice(Base):
+    """One tenant told of one phase of an incident: when it went out (mail to the
+    breach-notice contact and the admins, and the webhook), and when the tenant
+    acknowledged it (the banner shows until then)."""
+
+    __tablename__ = "incident_notices"
+    __table_args__ = (Index("ix_incident_notices_tenant", "tenant_id", "acknowledged_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    incident_id: Mapped[str] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    phase: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(String(300))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(320))

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 from doorvoer.config import Settings
 from doorvoer.mail import message
-from doorvoer.privacy.models import Erasure
+from doorvoer.privacy.models import Erasure, Incident, IncidentUpdate
 from doorvoer.support.notices import tenant_recipients
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
@@ -54,3 +54,42 @@ def certificate(settings: Settings, to: str, note: str) -> EmailMessage:
         "key`), or with any C2SP signed-note verifier.\n\n" + note)
     msg.add_attachment(note, filename="erasure-certificate.txt")
     return msg
+
+
+def time_left(due: datetime, now: datetime | None = None) -> str:
+    """What is left of a deadline, as a person reads it: '41 h 12 min left'."""
+    seconds = int((due - (now or datetime.now(UTC))).total_seconds())
+    if seconds <= 0:
+        return "passed"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min left"
+
+
+def incident(settings: Settings, to: str, tenant: Tenant, row: Incident,
+             update: IncidentUpdate | None, due: datetime) -> EmailMessage:
+    """A breach notice (Art. 33(2)) with every Art. 33(3) field, or a later phase."""
+    what = f"Update {update.phase} on incident" if update else "Personal data incident"
+    new = f"What is new (phase {update.phase}):\n{update.text}\n\n" if update else ""
+    return message(
+        settings, to, f"{what} {row.id[:8]} affecting {tenant.name}",
+        f"Doorvoer, your processor, reports an incident that affects personal data of "
+        f"{tenant.name}.\n\n{new}"
+        f"Became known: {_when(row.became_known_at)}\n"
+        f"Your notice to the supervisory authority (Art. 33(1), 72 hours): due "
+        f"{_when(due)} ({time_left(due)}).\n\n"
+        f"What happened:\n{row.summary}\n\n"
+        f"Categories of personal data:\n{row.data_categories}\n\n"
+        f"Approximate number of data subjects: {row.approximate_subjects}\n\n"
+        f"Likely consequences:\n{row.likely_consequences}\n\n"
+        f"Measures taken:\n{row.measures_taken}\n\n"
+        f"Measures proposed:\n{row.measures_proposed}\n\n"
+        f"Contact for more information: {row.contact}\n\n"
+        f"Acknowledge it at {settings.base_url}/t/{tenant.slug}/incidents")
+
+
+def incident_overdue(settings: Settings, to: str, row: Incident,
+                     reasons: list[str]) -> EmailMessage:
+    return message(
+        settings, to, f"Breach notices of incident {row.id[:8]} are not all out",
+        f"Notices of incident {row.id} (recorded {_when(row.recorded_at)}) have not all "
+        f"gone out after 15 minutes. Why: {'; '.join(reasons)}.\n\n"
+        f"See {settings.base_url}/operator/incidents")

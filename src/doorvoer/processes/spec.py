@@ -8,19 +8,18 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
 )
 
 from doorvoer.processes.errors import SpecError
 from doorvoer.transforms.spec import ReadSpec, TransformSpec, WriteSpec
+from doorvoer.yamlfile import parse_yaml
 
 FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 DURATION = re.compile(r"^(\d+)\s*([smhd])$")
@@ -137,63 +136,7 @@ class ProcessSpec(Strict):
         return folder == self.folder and fnmatch.fnmatchcase(filename, pattern)
 
 
-def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
-    """The deepest YAML node along a pydantic error location."""
-    best = node
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if k.value == part), None)
-            if found is None:
-                # A missing field: point at the mapping itself; an extra one at its key.
-                key = next((k for k, _ in node.value if k.value == part), None)
-                return key or best
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return best
-            node = node.value[part]
-        else:
-            continue  # union branch names such as 'PickupTarget'
-        best = node
-    return best
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    previous: int | str | None = None
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(previous, int) and part in ("pickup", "sftp"):
-            pass  # the union's tag; the field of the same name follows
-        elif not (part[:1].isupper() or part.startswith("function-")):
-            out += ("." if out else "") + part
-        previous = part
-    return out or "(top level)"
-
-
 def parse_spec(text: str, source: str = "spec") -> ProcessSpec:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise SpecError(f"{source}: {where}not valid YAML: {exc.problem}") from None
-    except yaml.YAMLError:
-        raise SpecError(f"{source}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: line 1: a process spec is a mapping of fields (name, match…)")
-    try:
-        return ProcessSpec.model_validate(data)
-    except ValidationError as exc:
-        messages = []
-        for err in exc.errors()[:5]:
-            loc = tuple(err["loc"])
-            node = _node_at(root, loc)
-            line = node.start_mark.line + 1 if node is not None else 1
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            messages.append(f"{source}: line {line}: {_field_path(loc)}: {msg}")
-        raise SpecError("\n".join(messages)) from None
+    return parse_yaml(text, ProcessSpec, source, SpecError,
+                      "a process spec is a mapping of fields (name, match…)",
+                      tags=("pickup", "sftp"))

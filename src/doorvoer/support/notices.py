@@ -13,17 +13,18 @@ from doorvoer.accounts.models import User
 from doorvoer.config import Settings
 from doorvoer.mail import message
 from doorvoer.support.models import Grant, InspectionWindow
+from doorvoer.tenants.contacts import address_for
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
 
 
-def tenant_recipients(w: Work, tenant: Tenant) -> list[str]:
-    """Who hears of support access and support's messages: the tenant's admins and its
-    contact."""
+def tenant_recipients(w: Work, tenant: Tenant, purpose: str = "contact") -> list[str]:
+    """Who hears of support access and support's messages (and, by `purpose`, of other
+    things): the tenant's admins and its address for that purpose (P9)."""
     admins = w.session.scalars(select(User.email).where(
         User.tenant_id == tenant.id, User.role == Role.TENANT_ADMIN.value,
         User.active).order_by(User.email))
-    return list(dict.fromkeys([*admins, *filter(None, [tenant.contact_email])]))
+    return list(dict.fromkeys([*admins, *filter(None, [address_for(tenant, purpose)])]))
 
 
 def _when(moment: datetime) -> str:

@@ -14,8 +14,12 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    # Purpose: contact and invoicing only (P9).
+    # Contact data, each field for its purposes only (P9): read through
+    # tenants.contacts.address_for(tenant, purpose), never directly.
     contact_email: Mapped[str | None] = mapped_column(String(320))
+    invoice_email: Mapped[str | None] = mapped_column(String(320))
+    breach_email: Mapped[str | None] = mapped_column(String(320))
+    breach_webhook: Mapped[str | None] = mapped_column(String(500))  # https://…
     report: Mapped[bool] = mapped_column(default=True)
     contract: Mapped[str] = mapped_column(String(16), default="active")  # active | ended
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 
 from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
+from doorvoer.tenants.contacts import EMAIL, FIELDS
 from doorvoer.tenants.errors import NoSuchTenant, TenantRefused
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
@@ -20,7 +21,7 @@ def create_tenant(w: Work, slug: str, name: str, contact_email: str | None) -> T
         )
     if get_tenant(w, slug) is not None:
         raise TenantRefused(f"tenant {slug!r} exists already")
-    if contact_email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", contact_email):
+    if contact_email is not None and not EMAIL.fullmatch(contact_email):
         raise TenantRefused(f"contact e-mail {contact_email!r} is not an e-mail address")
     tenant = Tenant(slug=slug, name=name, contact_email=contact_email)
     w.session.add(tenant)
@@ -69,3 +70,30 @@ def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
     w.session.expunge(tenant)
     gone = w.changed(delete(Tenant).where(Tenant.id == tenant.id))
     return {"tenant": gone}
+
+
+def change_contacts(w: Work, tenant: Tenant, **fields: str | None) -> list[str]:
+    """Change contact fields (`contact`, `invoicing`, `breach_notice`, `webhook`: the
+    breach-notice webhook); '' clears one, None leaves it. Returns what changed."""
+    changed = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        value = value.strip() or None
+        purpose = key.replace("_", "-")
+        if key == "webhook":
+            if value is not None and not value.startswith("https://"):
+                raise TenantRefused("the breach-notice webhook must be an https:// URL")
+            column = "breach_webhook"
+        elif purpose in FIELDS:
+            if value is not None and not EMAIL.fullmatch(value):
+                raise TenantRefused(f"{purpose} e-mail {value!r} is not an e-mail address")
+            column = FIELDS[purpose]
+        else:
+            raise TenantRefused(f"no contact field {key!r}")
+        if getattr(tenant, column) != value:
+            setattr(tenant, column, value)
+            changed.append(purpose)
+    if changed:
+        audit.record(w, tenant.id, Event.TENANT_CONTACTS_CHANGED, ", ".join(changed))
+    return changed

@@ -32,6 +32,8 @@ from doorvoer.accounts.people import actor_of
 from doorvoer.accounts.sessions import fresh_2fa, load_session
 from doorvoer.background import spawn
 from doorvoer.context import Context
+from doorvoer.privacy.incidents import AUTHORITY_DEADLINE, unacknowledged
+from doorvoer.privacy.notices import time_left
 from doorvoer.support.service import active_grants, staff_request
 from doorvoer.tenants.models import Tenant
 from doorvoer.tenants.service import get_tenant
@@ -216,9 +218,16 @@ def render(request: Request, template: str, viewer: Viewer | None = None,
            status_code: int = 200, **context: Any) -> HTMLResponse:
     tenant = context.get("tenant")
     actions = allowed_on(viewer.actor, getattr(tenant, "id", None)) if viewer else frozenset()
+    banner: list[Any] = []
+    if viewer is not None and viewer.user.tenant_id and Action.VIEW_INCIDENTS in actions:
+        # Every page of a tenant's people shows its unacknowledged incidents (P18).
+        with request.app.state.ctx.reading() as r:
+            slug = r.session.get_one(Tenant, viewer.user.tenant_id).slug
+            banner = [(i, i.became_known_at + AUTHORITY_DEADLINE, slug)
+                      for i in unacknowledged(r, viewer.user.tenant_id)]
     return templates.TemplateResponse(
         request, template,
         {"viewer": viewer, "actions": {a.name for a in actions}, "cookies": COOKIES,
-         **context},
+         "incident_banner": banner, "time_left": time_left, **context},
         status_code=status_code,
     )

@@ -1,4 +1,5 @@
-"""erasure (P19): scheduled erasures, and the tombstones of erased tenants
+"""privacy operations: erasure (P19: scheduled erasures, the tombstones of erased
+tenants), incidents and breach notices (P18), contact fields by purpose (P9)
 
 Revision ID: 3c7e1f2a8b45
 Revises: 9d4f2a6b7c10
@@ -39,9 +40,68 @@ def upgrade() -> None:
     sa.Column('certificate', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', name=op.f('pk_tenant_tombstones'))
     )
+    op.create_table('incidents',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('became_known_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('data_categories', sa.Text(), nullable=False),
+    sa.Column('approximate_subjects', sa.Integer(), nullable=False),
+    sa.Column('likely_consequences', sa.Text(), nullable=False),
+    sa.Column('measures_taken', sa.Text(), nullable=False),
+    sa.Column('measures_proposed', sa.Text(), nullable=False),
+    sa.Column('contact', sa.String(length=500), nullable=False),
+    sa.Column('all_tenants', sa.Boolean(), nullable=False),
+    sa.Column('recorded_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by', sa.String(length=320), nullable=False),
+    sa.Column('phase', sa.Integer(), nullable=False),
+    sa.Column('alerted_at', doorvoer.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incidents'))
+    )
+    op.create_table('incident_updates',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('incident_id', sa.String(length=32), nullable=False),
+    sa.Column('phase', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('recorded_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by', sa.String(length=320), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_incident_updates_incident_id_incidents'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_updates'))
+    )
+    with op.batch_alter_table('incident_updates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incident_updates_incident_id'), ['incident_id'], unique=False)
+    op.create_table('incident_notices',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('incident_id', sa.String(length=32), nullable=False),
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.Column('phase', sa.Integer(), nullable=False),
+    sa.Column('created_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', doorvoer.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('error', sa.String(length=300), nullable=True),
+    sa.Column('acknowledged_at', doorvoer.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_by', sa.String(length=320), nullable=True),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_incident_notices_incident_id_incidents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_incident_notices_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_notices'))
+    )
+    with op.batch_alter_table('incident_notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incident_notices_incident_id'), ['incident_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incident_notices_sent_at'), ['sent_at'], unique=False)
+        batch_op.create_index('ix_incident_notices_tenant', ['tenant_id', 'acknowledged_at'], unique=False)
+    with op.batch_alter_table('tenants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('invoice_email', sa.String(length=320), nullable=True))
+        batch_op.add_column(sa.Column('breach_email', sa.String(length=320), nullable=True))
+        batch_op.add_column(sa.Column('breach_webhook', sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('tenants', schema=None) as batch_op:
+        batch_op.drop_column('breach_webhook')
+        batch_op.drop_column('breach_email')
+        batch_op.drop_column('invoice_email')
+    op.drop_table('incident_notices')
+    op.drop_table('incident_updates')
+    op.drop_table('incidents')
     op.drop_table('tenant_tombstones')
     with op.batch_alter_table('erasure_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_erasure_requests_due_at'))
