@@ -315,3 +315,36 @@ def test_your_data_download_then_an_erasure_asked_for_and_cancelled(
     mail.wait_for("dpo@acme.example", "cancelled")
     with ctx.reading() as w:
         assert require_tenant(w, "acme").contract == "active"
+
+
+def test_an_incident_banner_until_the_admin_acknowledges(
+        browser: Browser, portal) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from doorvoer.db import utcnow
+    from doorvoer.privacy import incidents
+
+    ctx, base, mail = portal
+    with ctx.unit() as w:
+        spec = incidents.IncidentSpec.model_validate({
+            "became_known_at": utcnow() - timedelta(hours=5), "summary": "A backup tape "
+            "went missing in transit", "tenants": ["acme"], "data_categories": ["names"],
+            "approximate_subjects": 40, "likely_consequences": "unlikely to be read",
+            "measures_taken": "courier traced", "measures_proposed": "encrypted tapes only",
+            "contact": "dpo@processor.example"})
+        incidents.record(w, spec, "ops@processor.example")
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        pool.submit(asyncio.run, incidents.send_pending(ctx)).result(30)
+    mail.wait_for(ADMIN, "Personal data incident")
+    page = _page(browser)
+    _login(page, base, ADMIN, PASSWORD)
+    banner = page.locator("#incident-banner")
+    expect(banner).to_contain_text("A backup tape went missing")
+    expect(banner.locator(".clock")).to_contain_text(re.compile(r"^6[67] h \d+ min left$"))
+    page.click("#incident-banner >> text=Read it and acknowledge")
+    expect(page.locator("main")).to_contain_text("encrypted tapes only")
+    page.click("button:has-text('Acknowledge')")
+    expect(page.locator(".notice")).to_contain_text("Acknowledged")
+    expect(page.locator("#incident-banner")).to_have_count(0)
+    page.click("nav >> text=Dashboard")
+    expect(page.locator("#incident-banner")).to_have_count(0)
