@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     fetch_grace_s: float = Field(10.0, ge=0)  # a fetched output stays fetchable
     erasure_cooling_off_days: float = Field(7.0, ge=0)  # a requested erasure waits
     contract_grace_days: float = Field(30.0, ge=0)  # after a contract ends, then erasure
+    subprocessor_notice_days: float = Field(30.0, ge=0)  # announced this long before
     rename_wait_s: float = Field(60.0, ge=0)  # unmatched upload waits for a rename
     lease_s: float = Field(30.0, gt=0)
     push_attempts: int = Field(5, ge=1)

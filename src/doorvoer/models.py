@@ -12,7 +12,16 @@ from doorvoer.accounts.models import (
 )
 from doorvoer.audit.models import AuditEntry, AuditHead, Checkpoint
 from doorvoer.db import Base
-from doorvoer.privacy.models import Erasure, Incident, IncidentNotice, IncidentUpdate, Tombstone
+from doorvoer.privacy.models import (
+    Erasure,
+    Incident,
+    IncidentNotice,
+    IncidentUpdate,
+    Subprocessor,
+    SubprocessorConsent,
+    SubprocessorObjection,
+    Tombstone,
+)
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
 from doorvoer.support.models import Grant, InspectionWindow, Instruction, SupportMessage
@@ -43,6 +52,9 @@ __all__ = [
     "LoginFailure",
     "Process",
     "RecoveryCode",
+    "Subprocessor",
+    "SubprocessorConsent",
+    "SubprocessorObjection",
     "SupportMessage",
     "Tenant",
     "Tombstone",

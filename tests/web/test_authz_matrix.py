@@ -104,6 +104,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/data/erase"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/data/erase/cancel"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/incidents"): TENANT_FULL,
+    ("GET", "/t/{slug}/subprocessors"): TENANT_FULL,
+    ("POST", "/t/{slug}/subprocessors/{key}/object"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/subprocessors/{key}/consent"): frozenset({ADMIN}),
+    ("GET", "/operator/subprocessors"): STAFF,
     ("POST", "/t/{slug}/incidents/{incident_id}/acknowledge"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),
@@ -254,7 +258,7 @@ def _concrete(world: World, path: str) -> str:
             .replace("{token}", "not-a-real-token").replace("{invitation_id}", "0" * 32)
             .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32)
             .replace("{grant_id}", world.grant_id).replace("{window_id}", "0" * 32)
-            .replace("{incident_id}", "0" * 32)
+            .replace("{incident_id}", "0" * 32).replace("{key}", "no-such-entry")
             .replace("{part}", "input"))
 
 

@@ -57,11 +57,14 @@ KIND_TABLE = {
     "inspection_windows": "inspection_windows", "support_messages": "support_messages",
     "instructions": "support_instructions", "grants": "support_grants",
     "erasure_requests": "erasure_requests", "incident_notices": "incident_notices",
+    "subprocessor_objections": "subprocessor_objections",
+    "subprocessor_consents": "subprocessor_consents",
     "audit_entries": "audit_entries",
     "audit_checkpoints": "audit_checkpoints", "tenant": "tenants"}
 NO_TENANT_DATA = {"audit_heads",  # a chain's seq and hash, deleted with the chain
                   "tenant_tombstones",  # what an erasure leaves: ids, dates, counts
-                  "incidents", "incident_updates"}  # the operator's: whom is in notices
+                  "incidents", "incident_updates",  # the operator's: whom is in notices
+                  "subprocessors"}  # the operator's register
 
 
 def _tenant_with_everything(ctx: Context, tmp_path: Path, tag: str) -> dict[str, Any]:

@@ -56,6 +56,8 @@ class Action(StrEnum):
     ERASE_DATA = "tenant:data:erase"  # ask for (or cancel) the tenant's erasure (P19)
     VIEW_INCIDENTS = "tenant:incidents:view"  # breach notices to the tenant (P18)
     ACK_INCIDENTS = "tenant:incidents:acknowledge"
+    VIEW_SUBPROCESSORS = "tenant:subprocessors:view"  # the register as it concerns it (P17)
+    ANSWER_SUBPROCESSORS = "tenant:subprocessors:answer"  # object, consent
     MANAGE_GRANTS = "tenant:grants:manage"  # answer and revoke support's requests
     VIEW_GRANTS = "tenant:grants:view"
     FILE_INSTRUCTIONS = "tenant:instructions:file"
@@ -92,10 +94,11 @@ _SUPPORT_ANY_TENANT = frozenset({Action.SUPPORT_THREAD})
 _MEMBER = frozenset({Action.VIEW_DASHBOARD, Action.VIEW_PROCESSES, Action.VIEW_TRANSFERS,
                      Action.VIEW_REPORTS, Action.UPLOAD, Action.VIEW_USERS,
                      Action.VIEW_GRANTS, Action.FILE_INSTRUCTIONS, Action.SUPPORT_THREAD,
-                     Action.VIEW_INCIDENTS})
+                     Action.VIEW_INCIDENTS, Action.VIEW_SUBPROCESSORS})
 _ADMIN = _MEMBER | {Action.INVITE_USERS, Action.MANAGE_USERS, Action.MANAGE_TOKENS,
                     Action.MANAGE_SETTINGS, Action.VIEW_AUDIT, Action.MANAGE_GRANTS,
-                    Action.EXPORT_DATA, Action.ERASE_DATA, Action.ACK_INCIDENTS}
+                    Action.EXPORT_DATA, Action.ERASE_DATA, Action.ACK_INCIDENTS,
+                    Action.ANSWER_SUBPROCESSORS}
 _STAFF: dict[Role, frozenset[Action]] = {
     Role.OPERATOR_ADMIN: frozenset({Action.VIEW_TENANT_LIST, Action.MANAGE_TENANTS,
                                     Action.VIEW_STAFF, Action.MANAGE_STAFF,

@@ -75,6 +75,12 @@ class Event(StrEnum):
     INCIDENT_NOTIFIED = "privacy:incident:notified"
     INCIDENT_ACKNOWLEDGED = "privacy:incident:acknowledged"
     INCIDENT_OVERDUE = "privacy:incident:overdue"
+    # Sub-processors (P17): an addition or change announced, a tenant's objection, its
+    # consent to one outside the EEA (and its withdrawal)
+    SUBPROCESSOR_ANNOUNCED = "privacy:subprocessor:announced"
+    SUBPROCESSOR_OBJECTED = "privacy:subprocessor:objected"
+    SUBPROCESSOR_CONSENTED = "privacy:subprocessor:consented"
+    SUBPROCESSOR_CONSENT_WITHDRAWN = "privacy:subprocessor:consent_withdrawn"
     # Support access the tenant opens (P12), its instructions (P10), the thread (P13)
     GRANT_REQUESTED = "grant:request:created"
     GRANT_APPROVED = "grant:request:approved"
@@ -104,4 +110,5 @@ CHECKPOINT_AT_ONCE = frozenset({
     Event.INSPECT_FILE_VIEWED, Event.INSPECT_WINDOW_CLOSED, Event.ERASURE_REQUESTED,
     Event.ERASURE_CANCELLED, Event.ERASURE_STARTED, Event.TENANT_ERASED,
     Event.INCIDENT_RECORDED, Event.INCIDENT_UPDATED, Event.INCIDENT_NOTIFIED,
-    Event.INCIDENT_ACKNOWLEDGED})
+    Event.INCIDENT_ACKNOWLEDGED, Event.SUBPROCESSOR_ANNOUNCED, Event.SUBPROCESSOR_OBJECTED,
+    Event.SUBPROCESSOR_CONSENTED, Event.SUBPROCESSOR_CONSENT_WITHDRAWN})

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from doorvoer.cli import admin, audit, incidents, instructions, node, privacy, transfers
+from doorvoer.cli import (
+    admin,
+    audit,
+    incidents,
+    instructions,
+    node,
+    privacy,
+    subprocessors,
+    transfers,
+)
 from doorvoer.cli.common import app
 from doorvoer.cli.transfers import TRANSFER_FIELDS, transfer_rows
 
 __all__ = ["TRANSFER_FIELDS", "admin", "app", "audit", "incidents", "instructions", "main", "node",
-           "privacy", "transfer_rows",
+           "privacy", "subprocessors", "transfer_rows",
            "transfers"]
 
 

@@ -27,7 +27,13 @@ from doorvoer.db import utcnow
 from doorvoer.privacy import notices
 from doorvoer.privacy.certificate import Certificate, issue
 from doorvoer.privacy.errors import ErasureRefused
-from doorvoer.privacy.models import Erasure, IncidentNotice, Tombstone
+from doorvoer.privacy.models import (
+    Erasure,
+    IncidentNotice,
+    SubprocessorConsent,
+    SubprocessorObjection,
+    Tombstone,
+)
 from doorvoer.processes import service as processes
 from doorvoer.secrets import service as secrets
 from doorvoer.support import service as support
@@ -129,8 +135,10 @@ def erase(w: Work, tenant: Tenant, reason: str = OPERATOR) -> Erased:
                  secrets.erase_tenant, accounts.erase_tenant):
         counts.update(part(w, tenant))
     counts["erasure_requests"] = w.changed(delete(Erasure).where(Erasure.tenant_id == tenant_id))
-    counts["incident_notices"] = w.changed(delete(IncidentNotice).where(
-        IncidentNotice.tenant_id == tenant_id))
+    for kind, table in (("incident_notices", IncidentNotice),
+                        ("subprocessor_objections", SubprocessorObjection),
+                        ("subprocessor_consents", SubprocessorConsent)):
+        counts[kind] = w.changed(delete(table).where(table.tenant_id == tenant_id))
     counts.update(audit.erase_chain(w, tenant_id))
     counts.update(tenants.erase_tenant(w, tenant))
     now = utcnow()

@@ -19,5 +19,13 @@ class IncidentRefused(UserError):
     field (and the line of its file)."""
 
 
+class SubprocessorRefused(UserError):
+    """A sub-processor entry, objection or consent that cannot be recorded as given."""
+
+
+class NoSuchSubprocessor(NotFound):
+    """No sub-processor of that key."""
+
+
 class NoSuchIncident(NotFound):
     """No such incident (or none of it for this tenant)."""

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from doorvoer.accounts.machines import scope_names
 from doorvoer.accounts.models import Account, AccountKey, ApiToken, User
 from doorvoer.audit.chain import rfc3339
+from doorvoer.privacy import subprocessors
 from doorvoer.privacy.incidents import deadline
 from doorvoer.privacy.models import Incident, IncidentNotice, IncidentUpdate
 from doorvoer.processes.models import Process
@@ -167,8 +168,25 @@ def _incidents(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
                "acknowledged_at": _t(n.acknowledged_at), "acknowledged_by": n.acknowledged_by}
 
 
-def _none(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
-    return iter(())
+def _subprocessors(w: Work, t: Tenant) -> Iterator[dict[str, Any]]:
+    consents = subprocessors.consents_of(w, t.id)
+    objected = {o.subprocessor_id: o for o in subprocessors.objections(w, t.id)}
+    for entry in subprocessors.register(w):
+        for row, announced in ((entry.current, False), (entry.announced, True)):
+            if row is None:
+                continue
+            status = "announced" if announced else (
+                "used for you" if subprocessors.may_use(row, consents)
+                else "not used for you (no consent)")
+            c = consents.get(row.key)
+            o = objected.get(row.id)
+            yield {"key": row.key, "version": row.version, "name": row.name,
+                   "purpose": row.purpose, "data_categories": row.data_categories,
+                   "country": row.country, "in_eea": row.in_eea, "safeguard": row.safeguard,
+                   "effective_at": _t(row.effective_at), "status": status,
+                   "consent_given_at": _t(c.given_at) if c else None,
+                   "objection": o.reason if o else None,
+                   "objected_at": _t(o.made_at) if o else None}
 
 
 S, N, B, T = "string", "integer", "boolean", "time"
@@ -253,9 +271,19 @@ KINDS: tuple[Kind, ...] = (
         F("id", S, "id", False), F("author", S, "who wrote", False),
         F("from_support", B, "written by support", False), F("grant", S, "a linked request"),
         F("text", S, "the message", False), F("created_at", T, "written", False)), _messages),
-    Kind("subprocessors", "sub-processors of your data", "Art. 28(2); none listed yet", (
+    Kind("subprocessors", "sub-processors of your data: in force and announced",
+         "Art. 28(2) and (4), P17; the register as it stands", (
+        F("key", S, "the entry's short name", False), F("version", N, "its version", False),
         F("name", S, "who", False), F("purpose", S, "what for", False),
-        F("location", S, "where", False)), _none),
+        F("data_categories", S, "categories of personal data, one per line", False),
+        F("country", S, "ISO 3166-1 country", False),
+        F("in_eea", B, "inside the EEA", False),
+        F("safeguard", S, "the safeguard for a transfer outside the EEA"),
+        F("effective_at", T, "in effect from", False),
+        F("status", S, "used for you; not used for you (no consent); or announced", False),
+        F("consent_given_at", T, "your consent (outside the EEA)"),
+        F("objection", S, "your objection to this version"),
+        F("objected_at", T, "when you objected")), _subprocessors),
     Kind("incidents", "incidents reported to you (breach notices, Art. 33(2))",
          "P18; kept with the audit log", (
         F("id", S, "the incident's id", False), F("phase", N, "0: the first notice; then "

@@ -96,3 +96,56 @@ class IncidentNotice(Base):
     error: Mapped[str | None] = mapped_column(String(300))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class Subprocessor(Base):
+    """One version of a sub-processor's entry in the register (P17). A change is a new
+    version of the same `key`; the one in force is the newest whose `effective_at` has
+    come; a later one is announced, and tenants may object until it takes effect."""
+
+    __tablename__ = "subprocessors"
+    __table_args__ = (Index("ix_subprocessors_key_version", "key", "version", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    data_categories: Mapped[str] = mapped_column(Text)  # one per line
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    in_eea: Mapped[bool] = mapped_column()
+    safeguard: Mapped[str | None] = mapped_column(Text)  # for a transfer outside the EEA
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(320))
+
+
+class SubprocessorObjection(Base):
+    """A tenant's objection to an announced sub-processor (or change), with its reason."""
+
+    __tablename__ = "subprocessor_objections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           index=True)
+    subprocessor_id: Mapped[str] = mapped_column(
+        ForeignKey("subprocessors.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    made_by: Mapped[str] = mapped_column(String(320))
+
+
+class SubprocessorConsent(Base):
+    """A tenant's consent to a sub-processor outside the EEA (for the country it names):
+    without it, that sub-processor is never used for the tenant."""
+
+    __tablename__ = "subprocessor_consents"
+    __table_args__ = (Index("ix_subprocessor_consents_tenant_key", "tenant_id", "key",
+                            unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(63))
+    country: Mapped[str] = mapped_column(String(2))
+    given_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    given_by: Mapped[str] = mapped_column(String(320))

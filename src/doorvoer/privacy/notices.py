@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 from doorvoer.config import Settings
 from doorvoer.mail import message
-from doorvoer.privacy.models import Erasure, Incident, IncidentUpdate
+from doorvoer.privacy.models import Erasure, Incident, IncidentUpdate, Subprocessor
 from doorvoer.support.notices import tenant_recipients
 from doorvoer.tenants.models import Tenant
 from doorvoer.unit import Work
@@ -93,3 +93,27 @@ def incident_overdue(settings: Settings, to: str, row: Incident,
         f"Notices of incident {row.id} (recorded {_when(row.recorded_at)}) have not all "
         f"gone out after 15 minutes. Why: {'; '.join(reasons)}.\n\n"
         f"See {settings.base_url}/operator/incidents")
+
+
+def subprocessor(settings: Settings, to: str, tenant: Tenant, row: Subprocessor,
+                 what: str) -> EmailMessage:
+    where = "inside the EEA" if row.in_eea else \
+        f"outside the EEA, under: {row.safeguard}; it is used for {tenant.name} only " \
+        "with your consent"
+    return message(
+        settings, to, f"Sub-processor {row.name} {what.split(':')[0]}, from "
+        f"{row.effective_at.strftime('%Y-%m-%d')}",
+        f"Doorvoer will use a sub-processor for {tenant.name}'s data from "
+        f"{_when(row.effective_at)} ({what}):\n\n"
+        f"Name: {row.name}\nPurpose: {row.purpose}\n"
+        f"Categories of personal data: {', '.join(row.data_categories.splitlines())}\n"
+        f"Country: {row.country} ({where})\n\n"
+        f"You may object until then at {settings.base_url}/t/{tenant.slug}/subprocessors")
+
+
+def objection(settings: Settings, to: str, tenant: Tenant, row: Subprocessor,
+              reason: str) -> EmailMessage:
+    return message(
+        settings, to, f"{tenant.name} objects to sub-processor {row.name}",
+        f"{tenant.name} ({tenant.slug}) objects to {row.name} (version {row.version}, in "
+        f"effect from {_when(row.effective_at)}).\n\nReason: {reason}")

@@ -1,5 +1,6 @@
 """privacy operations: erasure (P19: scheduled erasures, the tombstones of erased
-tenants), incidents and breach notices (P18), contact fields by purpose (P9)
+tenants), incidents and breach notices (P18), the sub-processor register with objections
+and consents (P17), contact fields by purpose (P9)
 
 Revision ID: 3c7e1f2a8b45
 Revises: 9d4f2a6b7c10
@@ -88,6 +89,48 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_incident_notices_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_incident_notices_sent_at'), ['sent_at'], unique=False)
         batch_op.create_index('ix_incident_notices_tenant', ['tenant_id', 'acknowledged_at'], unique=False)
+    op.create_table('subprocessors',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=63), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('purpose', sa.Text(), nullable=False),
+    sa.Column('data_categories', sa.Text(), nullable=False),
+    sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('in_eea', sa.Boolean(), nullable=False),
+    sa.Column('safeguard', sa.Text(), nullable=True),
+    sa.Column('announced_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('effective_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by', sa.String(length=320), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_subprocessors'))
+    )
+    with op.batch_alter_table('subprocessors', schema=None) as batch_op:
+        batch_op.create_index('ix_subprocessors_key_version', ['key', 'version'], unique=True)
+    op.create_table('subprocessor_objections',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.Column('subprocessor_id', sa.String(length=32), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('made_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('made_by', sa.String(length=320), nullable=False),
+    sa.ForeignKeyConstraint(['subprocessor_id'], ['subprocessors.id'], name=op.f('fk_subprocessor_objections_subprocessor_id_subprocessors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_subprocessor_objections_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_subprocessor_objections'))
+    )
+    with op.batch_alter_table('subprocessor_objections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_subprocessor_objections_tenant_id'), ['tenant_id'], unique=False)
+    op.create_table('subprocessor_consents',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=63), nullable=False),
+    sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('given_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('given_by', sa.String(length=320), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_subprocessor_consents_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_subprocessor_consents'))
+    )
+    with op.batch_alter_table('subprocessor_consents', schema=None) as batch_op:
+        batch_op.create_index('ix_subprocessor_consents_tenant_key', ['tenant_id', 'key'], unique=True)
     with op.batch_alter_table('tenants', schema=None) as batch_op:
         batch_op.add_column(sa.Column('invoice_email', sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column('breach_email', sa.String(length=320), nullable=True))
@@ -99,6 +142,9 @@ def downgrade() -> None:
         batch_op.drop_column('breach_webhook')
         batch_op.drop_column('breach_email')
         batch_op.drop_column('invoice_email')
+    op.drop_table('subprocessor_consents')
+    op.drop_table('subprocessor_objections')
+    op.drop_table('subprocessors')
     op.drop_table('incident_notices')
     op.drop_table('incident_updates')
     op.drop_table('incidents')
