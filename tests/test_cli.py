@@ -115,7 +115,7 @@ def test_tenant_account_process_flow(cli, tmp_path: Path) -> None:  # type: igno
                cli("audit", "export", "--tenant", "acme").stdout.splitlines()]
     under = [e for e in entries if e["actor"].get("instruction") == ident]
     assert [e["action"] for e in under] == ["account:sftp:created", "process:spec:applied",
-                                            "process:spec:applied"]
+                                            "process:spec:applied", "process:sharing:changed"]
     assert all(e["actor"]["kind"] == "staff" and e["actor"]["name"].startswith("cli:")
                for e in under)
     assert "instruction:record:filed" in [e["action"] for e in entries]

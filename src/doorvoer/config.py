@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     erasure_cooling_off_days: float = Field(7.0, ge=0)  # a requested erasure waits
     contract_grace_days: float = Field(30.0, ge=0)  # after a contract ends, then erasure
     subprocessor_notice_days: float = Field(30.0, ge=0)  # announced this long before
+    # Who the processor is, for the record of processing (Art. 30(2)(a))
+    processor_name: str = "the processor (set DOORVOER_PROCESSOR_NAME)"
+    processor_contact: str = ""  # default: mail_from
+    processor_dpo: str = ""
     rename_wait_s: float = Field(60.0, ge=0)  # unmatched upload waits for a rename
     lease_s: float = Field(30.0, gt=0)
     push_attempts: int = Field(5, ge=1)

@@ -108,6 +108,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/t/{slug}/subprocessors/{key}/object"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/subprocessors/{key}/consent"): frozenset({ADMIN}),
     ("GET", "/operator/subprocessors"): STAFF,
+    ("GET", "/t/{slug}/sharing"): TENANT_FULL,
+    ("GET", "/t/{slug}/record"): frozenset({ADMIN}),
+    ("GET", "/t/{slug}/record.{fmt}"): frozenset({ADMIN}),
+    ("GET", "/operator/record"): frozenset({OPADMIN}),
+    ("GET", "/operator/record.{fmt}"): frozenset({OPADMIN}),
     ("POST", "/t/{slug}/incidents/{incident_id}/acknowledge"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),
@@ -259,6 +264,7 @@ def _concrete(world: World, path: str) -> str:
             .replace("{user_id}", "0" * 32).replace("{token_id}", "0" * 32)
             .replace("{grant_id}", world.grant_id).replace("{window_id}", "0" * 32)
             .replace("{incident_id}", "0" * 32).replace("{key}", "no-such-entry")
+            .replace("{fmt}", "json")
             .replace("{part}", "input"))
 
 
@@ -310,7 +316,7 @@ SCOPE_ROUTES: dict[str, frozenset[tuple[str, str]]] = {
     "reports": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
                           ("GET", "/t/{slug}/transfers")}),
     "config": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
-                         ("GET", "/t/{slug}/processes")}),
+                         ("GET", "/t/{slug}/processes"), ("GET", "/t/{slug}/sharing")}),
     "inspect": frozenset({("GET", "/t/{slug}"), ("GET", "/t/{slug}/dashboard"),
                           ("GET", "/t/{slug}/inspect"), ("POST", "/t/{slug}/inspect"),
                           ("POST", "/t/{slug}/inspect/{window_id}/close"),

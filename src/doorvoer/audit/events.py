@@ -58,6 +58,7 @@ class Event(StrEnum):
     TOKEN_CREATED = "token:api:created"
     TOKEN_REVOKED = "token:api:revoked"
     PROCESS_APPLIED = "process:spec:applied"
+    PROCESS_SHARING_CHANGED = "process:sharing:changed"  # columns or parties (P8)
     CONNECTION_SET = "connection:sftp:set"
     # Reading the log itself
     AUDIT_EXPORTED = "audit:log:exported"

@@ -4,6 +4,7 @@ once, for the operator, and checking an erasure certificate (P19, docs/erasure.m
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -157,3 +158,27 @@ def tenant_contacts(
                         breach_notice=breach_notice, webhook=breach_webhook)
         for field, purposes in purposes_of(row).items():
             out.print(f"{field}: {', '.join(purposes)}", highlight=False)
+
+
+@app.command("record")
+def record_of_processing(
+    tenant: Annotated[str | None, typer.Option(
+        "--tenant", help="One controller's record; default: the installation's")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or pdf")] = "json",
+    out_path: Annotated[Path | None, typer.Option(
+        "--out", help="Write to this file [default: standard output]")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The record of processing activities (GDPR Art. 30(2)), from the configuration."""
+    from doorvoer.privacy.record import as_pdf, record
+
+    if fmt not in ("json", "pdf"):
+        raise fail(f"--format {fmt!r}: json or pdf")
+    with opened(settings_for(data_dir)) as ctx, ctx.reading() as w:
+        doc = record(w, require_tenant(w, tenant) if tenant else None)
+    data = as_pdf(doc) if fmt == "pdf" else (json.dumps(doc, indent=2, ensure_ascii=False)
+                                            + "\n").encode("utf-8")
+    if out_path is not None:
+        out_path.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)

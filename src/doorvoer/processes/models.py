@@ -24,3 +24,5 @@ class Process(Base):
     # this process keep their files for it until `inspect_until`.
     inspect_window: Mapped[str | None] = mapped_column(String(32))
     inspect_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The output columns, as parsed from the SQL when the spec was applied (P8: JSON).
+    columns: Mapped[str | None] = mapped_column(Text)

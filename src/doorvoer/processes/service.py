@@ -4,6 +4,7 @@ an inspection window is open on it)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
 
@@ -14,6 +15,7 @@ from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.errors import UserError
 from doorvoer.processes.errors import SpecError
+from doorvoer.processes.manifest import change_of, columns_of, shares_of, shares_of_process
 from doorvoer.processes.models import Process
 from doorvoer.processes.spec import PickupTarget, ProcessSpec, SftpTarget, parse_spec
 from doorvoer.tenants.models import Tenant
@@ -53,6 +55,11 @@ def apply_process(w: Work, tenant: Tenant, spec_yaml: str, source: str) -> Proce
         select(Process).where(Process.tenant_id == tenant.id, Process.name == spec.name)
     )
     changed = process is None or process.spec_yaml != spec_yaml
+    columns = columns_of(spec) if changed else None
+    # A change to what an existing process shares with whom (P8); a new one's shares
+    # are in its spec, applied in the entry below.
+    shared = change_of(shares_of_process(process), shares_of(spec, columns)) \
+        if changed and process is not None else None
     if process is None:
         process = Process(tenant_id=tenant.id, name=spec.name, folder=spec.folder,
                           spec_yaml=spec_yaml)
@@ -62,9 +69,14 @@ def apply_process(w: Work, tenant: Tenant, spec_yaml: str, source: str) -> Proce
         process.folder = spec.folder
         process.version += 1
         process.updated_at = utcnow()
+    if columns is not None:
+        process.columns = json.dumps(columns)
     s.flush()
     if changed:
         audit.record(w, tenant.id, Event.PROCESS_APPLIED, f"{process.name} v{process.version}")
+    if shared:  # what goes to whom changed (P8): the difference, in the log
+        audit.record(w, tenant.id, Event.PROCESS_SHARING_CHANGED,
+                     f"{process.name} v{process.version}: {shared}")
     return process
 
 

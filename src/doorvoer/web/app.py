@@ -26,6 +26,7 @@ from doorvoer.web import (
     inspect_views,
     operator_views,
     people_views,
+    record_views,
     subprocessor_views,
     support_views,
     tenant_views,
@@ -63,8 +64,8 @@ def create_app(ctx: Context) -> FastAPI:
               name="static")
     for module in (auth_views, account_views, people_views, tenant_views, gdpr_views,
                    audit_views, thread_views, data_views, operator_views, support_views,
-                   inspect_views, incident_views, subprocessor_views, token_views, api,
-                   api_gdpr):
+                   inspect_views, incident_views, subprocessor_views, record_views,
+                   token_views, api, api_gdpr):
         app.include_router(module.router)
     app.include_router(data_views.api_router, responses=api.AUTH_ERRORS)
 

@@ -131,6 +131,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subprocessor_consents', schema=None) as batch_op:
         batch_op.create_index('ix_subprocessor_consents_tenant_key', ['tenant_id', 'key'], unique=True)
+    with op.batch_alter_table('processes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('columns', sa.Text(), nullable=True))
     with op.batch_alter_table('tenants', schema=None) as batch_op:
         batch_op.add_column(sa.Column('invoice_email', sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column('breach_email', sa.String(length=320), nullable=True))
@@ -138,6 +140,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('processes', schema=None) as batch_op:
+        batch_op.drop_column('columns')
     with op.batch_alter_table('tenants', schema=None) as batch_op:
         batch_op.drop_column('breach_webhook')
         batch_op.drop_column('breach_email')
