@@ -145,6 +145,7 @@ class Node:
             await jobs.grant_expiry(self.ctx)
             await jobs.erasures_due(self.ctx)
             await jobs.incident_notices(self.ctx)
+            await asyncio.to_thread(jobs.usage_due, self.ctx)
             await asyncio.to_thread(jobs.checkpoints_due, self.ctx)
             self._signed_at = loop.time()
         if loop.time() - self._checkpointed >= CHECKPOINT_S:

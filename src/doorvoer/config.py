@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     processor_name: str = "the processor (set DOORVOER_PROCESSOR_NAME)"
     processor_contact: str = ""  # default: mail_from
     processor_dpo: str = ""
+    # Anonymised usage statistics (P21): the privacy loss of one day's release, and the
+    # most a year's releases may spend together (then nothing more is released that year)
+    usage_epsilon: float = Field(0.5, gt=0, le=10)
+    usage_yearly_epsilon: float = Field(100.0, gt=0)
     rename_wait_s: float = Field(60.0, ge=0)  # unmatched upload waits for a rename
     lease_s: float = Field(30.0, gt=0)
     push_attempts: int = Field(5, ge=1)

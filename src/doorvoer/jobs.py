@@ -13,7 +13,7 @@ from doorvoer import mail
 from doorvoer.audit import service as audit
 from doorvoer.context import Context
 from doorvoer.delivery import service as delivery
-from doorvoer.privacy import erasure, incidents
+from doorvoer.privacy import erasure, incidents, usage
 from doorvoer.support import service as support
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers import lifecycle, pushes
@@ -116,6 +116,11 @@ async def erasures_due(ctx: Context) -> int:
 async def incident_notices(ctx: Context) -> int:
     """Send the breach notices not yet out, and alert the operator admins of late ones."""
     return await incidents.send_pending(ctx)
+
+
+def usage_due(ctx: Context) -> int:
+    """Release the anonymised usage figures of every day that ended (P21)."""
+    return ctx.run(usage.release_due)
 
 
 def checkpoints_due(ctx: Context) -> int:

@@ -21,6 +21,7 @@ from doorvoer.privacy.models import (
     SubprocessorConsent,
     SubprocessorObjection,
     Tombstone,
+    UsageRelease,
 )
 from doorvoer.processes.models import Process
 from doorvoer.secrets.models import Connection
@@ -59,6 +60,7 @@ __all__ = [
     "Tenant",
     "Tombstone",
     "Transfer",
+    "UsageRelease",
     "User",
     "WebSession",
     "metadata",

@@ -82,6 +82,10 @@ class Event(StrEnum):
     SUBPROCESSOR_OBJECTED = "privacy:subprocessor:objected"
     SUBPROCESSOR_CONSENTED = "privacy:subprocessor:consented"
     SUBPROCESSOR_CONSENT_WITHDRAWN = "privacy:subprocessor:consent_withdrawn"
+    # Usage statistics (P21): a day's noisy figures released (the operator's chain), a
+    # tenant's opt-out or opt-in (its own)
+    USAGE_RELEASED = "privacy:usage:released"
+    USAGE_OPTED = "privacy:usage:opted"
     # Support access the tenant opens (P12), its instructions (P10), the thread (P13)
     GRANT_REQUESTED = "grant:request:created"
     GRANT_APPROVED = "grant:request:approved"

@@ -278,6 +278,29 @@ def under_instructions(w: Work, chain: str) -> dict[str, list[dict[str, Any]]]:
     return done
 
 
+def actions_between(w: Work, chain: str, since: datetime, until: datetime) -> set[str]:
+    """The actions recorded in `chain` from `since` to before `until`. Entries are in
+    time order by seq, so the range is found by bisecting seq (point reads on the key):
+    no index on time, and no walk of the whole chain."""
+    def first_at_or_after(moment: datetime) -> int:
+        lo, hi = 1, head_of(w, chain).seq + 1  # the answer lies in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            at = w.execute(select(_E.c.at).where(_E.c.chain == chain, _E.c.seq == mid)
+                           ).scalar()
+            if at is not None and at < moment:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    start, end = first_at_or_after(since), first_at_or_after(until)
+    if start >= end:
+        return set()
+    return set(w.execute(select(_E.c.action).distinct().where(
+        _E.c.chain == chain, _E.c.seq >= start, _E.c.seq < end)).scalars())
+
+
 def head_of(w: Work, chain: str) -> chains.Head:
     row = w.execute(select(_H.c.seq, _H.c.hash).where(_H.c.chain == chain)).first()
     return chains.Head(row.seq, row.hash) if row is not None else chains.Head(0, chains.GENESIS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorvoer.db import Base, UTCDateTime, new_id, utcnow
@@ -149,3 +149,19 @@ class SubprocessorConsent(Base):
     country: Mapped[str] = mapped_column(String(2))
     given_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     given_by: Mapped[str] = mapped_column(String(320))
+
+
+class UsageRelease(Base):
+    """One released figure of the anonymised usage statistics (P21): for one day and one
+    feature, how many tenants used it, with noise (OpenDP's discrete Laplace). No tenant
+    id, name or count without noise is stored anywhere."""
+
+    __tablename__ = "usage_releases"
+    __table_args__ = (Index("ix_usage_releases_day_feature", "day", "feature", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, UTC
+    feature: Mapped[str] = mapped_column(String(32))
+    value: Mapped[int] = mapped_column()  # noisy, clamped at 0
+    epsilon: Mapped[float] = mapped_column(Float)  # of the whole day's release
+    released_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

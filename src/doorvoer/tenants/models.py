@@ -21,5 +21,6 @@ class Tenant(Base):
     breach_email: Mapped[str | None] = mapped_column(String(320))
     breach_webhook: Mapped[str | None] = mapped_column(String(500))  # https://…
     report: Mapped[bool] = mapped_column(default=True)
+    usage_stats: Mapped[bool] = mapped_column(default=True)  # counted in P21's statistics
     contract: Mapped[str] = mapped_column(String(16), default="active")  # active | ended
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

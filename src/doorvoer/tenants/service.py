@@ -72,6 +72,13 @@ def erase_tenant(w: Work, tenant: Tenant) -> dict[str, int]:
     return {"tenant": gone}
 
 
+def set_usage_stats(w: Work, tenant: Tenant, on: bool) -> None:
+    """Whether the tenant is counted in the anonymised usage statistics (P21)."""
+    if tenant.usage_stats != on:
+        tenant.usage_stats = on
+        audit.record(w, tenant.id, Event.USAGE_OPTED, "in" if on else "out")
+
+
 def change_contacts(w: Work, tenant: Tenant, **fields: str | None) -> list[str]:
     """Change contact fields (`contact`, `invoicing`, `breach_notice`, `webhook`: the
     breach-notice webhook); '' clears one, None leaves it. Returns what changed."""

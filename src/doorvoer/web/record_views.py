@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from doorvoer.access.policy import OPERATOR, Action, authorize
+from doorvoer.privacy import usage
 from doorvoer.privacy.manifest import manifest
 from doorvoer.privacy.record import as_pdf, record
 from doorvoer.tenants.models import Tenant
@@ -74,3 +75,12 @@ def operator_record_file(request: Request, fmt: str, ctx: CtxDep,
     with unit(ctx, request, viewer, write=False) as w:
         doc = record(w)
     return _download(doc, "record-of-processing", fmt)
+
+
+@router.get("/operator/usage")
+def operator_usage(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response:
+    """The released usage statistics (P21) as a chart: noisy counts only."""
+    authorize(viewer.actor, Action.MANAGE_TENANTS, OPERATOR)
+    with unit(ctx, request, viewer, write=False) as w:
+        figures = usage.figures(w)
+    return render(request, "operator/usage.html", viewer=viewer, f=figures)

@@ -31,6 +31,7 @@ from doorvoer.reports.service import (
 )
 from doorvoer.secrets.service import connection_views
 from doorvoer.tenants.models import Tenant
+from doorvoer.tenants.service import set_usage_stats
 from doorvoer.transfers.lifecycle import set_reporting
 from doorvoer.transfers.models import State
 from doorvoer.web.auth_views import home_for
@@ -157,12 +158,32 @@ def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
     notice = None
     if done == "on":
         notice = "Reporting is switched on: finished transfers are kept for reports."
+    elif done in ("usage-in", "usage-out"):
+        notice = ("You are counted in the anonymised usage statistics again." if
+                  done == "usage-in" else "You are no longer counted in the usage statistics.")
     elif done == "off":
         count = whole_number(forgot, 0)
         notice = (f"Reporting is switched off. {count} record{'s' if count != 1 else ''} of "
                   "finished transfers deleted.")
     return render(request, "tenant/settings.html", viewer=viewer, tenant=tenant,
                   nav="settings", hidden=hidden, notice=notice, reporting_off=REPORTING_OFF)
+
+
+@router.post("/t/{slug}/settings/usage")
+async def tenant_set_usage(request: Request, slug: str, ctx: CtxDep,
+                           viewer: ViewerDep) -> Response:
+    """Opt out of (or back into) the anonymised usage statistics (P21)."""
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_SETTINGS)
+    form = await check_csrf(request, viewer)
+    on = str(form.get("usage", "")) == "on"
+
+    def apply() -> None:
+        with unit(ctx, request, viewer) as w:
+            set_usage_stats(w, w.session.get_one(Tenant, tenant.id), on)
+
+    await asyncio.to_thread(apply)
+    return RedirectResponse(f"/t/{tenant.slug}/settings?done=usage-{'in' if on else 'out'}"
+                            "#usage", 303)
 
 
 @router.post("/t/{slug}/settings/reporting")

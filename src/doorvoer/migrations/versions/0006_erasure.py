@@ -133,7 +133,20 @@ def upgrade() -> None:
         batch_op.create_index('ix_subprocessor_consents_tenant_key', ['tenant_id', 'key'], unique=True)
     with op.batch_alter_table('processes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('columns', sa.Text(), nullable=True))
+    op.create_table('usage_releases',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('feature', sa.String(length=32), nullable=False),
+    sa.Column('value', sa.Integer(), nullable=False),
+    sa.Column('epsilon', sa.Float(), nullable=False),
+    sa.Column('released_at', doorvoer.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_releases'))
+    )
+    with op.batch_alter_table('usage_releases', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_releases_day_feature', ['day', 'feature'], unique=True)
     with op.batch_alter_table('tenants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('usage_stats', sa.Boolean(), nullable=False,
+                                      server_default=sa.true()))
         batch_op.add_column(sa.Column('invoice_email', sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column('breach_email', sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column('breach_webhook', sa.String(length=500), nullable=True))
@@ -146,6 +159,8 @@ def downgrade() -> None:
         batch_op.drop_column('breach_webhook')
         batch_op.drop_column('breach_email')
         batch_op.drop_column('invoice_email')
+        batch_op.drop_column('usage_stats')
+    op.drop_table('usage_releases')
     op.drop_table('subprocessor_consents')
     op.drop_table('subprocessor_objections')
     op.drop_table('subprocessors')
