@@ -291,7 +291,7 @@ def test_your_data_download_then_an_erasure_asked_for_and_cancelled(
     _login(page, base, "dpo@acme.example", PASSWORD)
     page.fill("input[name=code]", _next_code(dpo, used))
     page.click("button[type=submit]")
-    page.click("nav >> text=Your data")
+    page.click("nav >> text='Your data'")
     expect(page.locator("#kinds")).to_contain_text("each file's passage")  # said first
     with page.expect_download() as download:
         page.click("text=Download everything (ZIP)")

@@ -64,7 +64,8 @@ KIND_TABLE = {
 NO_TENANT_DATA = {"audit_heads",  # a chain's seq and hash, deleted with the chain
                   "tenant_tombstones",  # what an erasure leaves: ids, dates, counts
                   "incidents", "incident_updates",  # the operator's: whom is in notices
-                  "subprocessors"}  # the operator's register
+                  "subprocessors",  # the operator's register
+                  "usage_releases"}  # noisy counts, no tenant in them (P21)
 
 
 def _tenant_with_everything(ctx: Context, tmp_path: Path, tag: str) -> dict[str, Any]:

@@ -53,6 +53,7 @@ def test_usage_is_counted_once_per_tenant_released_with_noise_and_opt_out_holds(
     with ctx.reading() as w:
         assert w.session.scalar(select(UsageRelease.id).where(
             UsageRelease.day == str(today - timedelta(days=1))).limit(1))
+    with ctx.unit() as w:
         assert usage.release(w, today) is None
         assert usage.release(w, today, today + timedelta(days=1)) == ctx.settings.usage_epsilon
         assert usage.release(w, today, today + timedelta(days=1)) is None

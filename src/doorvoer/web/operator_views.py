@@ -96,17 +96,17 @@ async def operator_set_contract(request: Request, slug: str, ctx: CtxDep,
     authorize(viewer.actor, Action.MANAGE_TENANTS, OPERATOR)
     form = await check_csrf(request, viewer)
 
-    def change() -> None:
+    def change() -> list[Any]:
         """The contract's end schedules the tenant's erasure (P19); active again stops it."""
         with unit(ctx, request, viewer) as w:
             tenant = get_tenant(w, slug)
             if tenant is None:
                 raise UserError(f"no tenant {slug!r}")
             erasure.set_contract(w, tenant, str(form.get("contract", "")))
-        send_later(ctx, w.outgoing)
+        return w.outgoing
 
     try:
-        await asyncio.to_thread(change)
+        send_later(ctx, await asyncio.to_thread(change))
     except UserError as exc:
         return _tenants_page(request, ctx, viewer, status_code=400, error=str(exc), form={})
     return RedirectResponse(f"/operator/tenants?changed={slug}", 303)
