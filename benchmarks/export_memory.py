@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -63,8 +62,7 @@ def _fill(data: Path, slug: str, rows: int) -> None:
 
 def _export(data: Path, slug: str, out: Path) -> int:
     """Peak resident memory (KiB) of one `doorvoer tenant export` run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    probe = (
+    probe = (  # a fresh parent per run, so that RUSAGE_CHILDREN is this export's alone
         "import resource, subprocess, sys\n"
         "r = subprocess.run(sys.argv[1:]).returncode\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
@@ -72,7 +70,6 @@ def _export(data: Path, slug: str, out: Path) -> int:
     r = subprocess.run([PY, "-c", probe, PY, "-m", "doorvoer", "tenant", "export", slug,
                         "--out", str(out), "--data-dir", str(data)],
                        capture_output=True, text=True, check=True)
-    del before
     return int(r.stdout.strip().splitlines()[-1])
 
 
