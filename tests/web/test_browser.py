@@ -348,3 +348,22 @@ def test_an_incident_banner_until_the_admin_acknowledges(
     expect(page.locator("#incident-banner")).to_have_count(0)
     page.click("nav >> text=Dashboard")
     expect(page.locator("#incident-banner")).to_have_count(0)
+
+
+def test_the_record_of_processing_page_and_its_pdf(browser: Browser, portal,  # type: ignore[no-untyped-def]
+                                                   tmp_path: Path) -> None:
+    _ctx, base, _ = portal
+    page = _page(browser)
+    _login(page, base, ADMIN, PASSWORD)
+    page.click("nav >> text='Record'")
+    expect(page.locator("h1")).to_contain_text("Record of processing activities")
+    expect(page.locator(".controller h2")).to_have_text("Controller: Acme")
+    expect(page.locator(".controller")).to_contain_text("read as csv")
+    expect(page.locator("#security")).to_contain_text("AES-256-GCM")
+    with page.expect_download() as download:
+        page.click("text=PDF")
+    saved = tmp_path / "record.pdf"
+    download.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF-")
+    page.click("nav >> text='Where your data goes'")
+    expect(page.locator("#manifest")).to_contain_text("Acme's own pickup")
