@@ -133,3 +133,17 @@ def emit(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
     for r in rows:
         table.add_row(*[str(v) if v is not None else "" for v in r.values()])
     out.print(table)
+
+
+def send_mail(ctx: Context, outgoing: list[Any]) -> None:
+    """Send what a command's unit queued; say so when some could not be sent (the change
+    itself stands)."""
+    import asyncio
+
+    from doorvoer import mail
+
+    failed = sum(not asyncio.run(mail.send(ctx.settings, msg)) for msg in outgoing)
+    if failed:
+        err.print(f"[yellow]warning:[/] {failed} of {len(outgoing)} mails could not be sent "
+                  f"(SMTP {ctx.settings.smtp_host}:{ctx.settings.smtp_port})",
+                  highlight=False, soft_wrap=True)

@@ -39,8 +39,10 @@ def incident_create(
             incident_id = incident.id
             told = len(incidents.register_of(w, incident_id)["notices"])
         sent = asyncio.run(incidents.send_pending(ctx))
-    out.print(f"incident {incident_id} recorded; {told} tenants to tell, {sent} notices "
-              "sent now", highlight=False, soft_wrap=True)
+    out.print(f"incident {incident_id} recorded; {told} tenant{'s' if told != 1 else ''} to "
+              f"tell, {sent} notice{'s' if sent != 1 else ''} sent now"
+              + ("" if sent == told else " (the node retries the rest, and alerts the "
+                 "operator admins after 15 minutes)"), highlight=False, soft_wrap=True)
 
 
 @incident_app.command("update")

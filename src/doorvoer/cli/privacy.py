@@ -3,7 +3,6 @@ once, for the operator, and checking an erasure certificate (P19, docs/erasure.m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from doorvoer import mail
 from doorvoer.audit.errors import BadNote, BadSigningKey
 from doorvoer.audit.notes import Verifier, load_signer
 from doorvoer.cli.common import (
@@ -24,6 +22,7 @@ from doorvoer.cli.common import (
     iso,
     opened,
     out,
+    send_mail,
     settings_for,
     tenant_app,
 )
@@ -51,8 +50,7 @@ def tenant_erase(
     with opened(settings_for(data_dir)) as ctx:
         with ctx.unit(actor=cli_actor()) as w:
             done = erasure.erase(w, require_tenant(w, tenant))
-        for msg in w.outgoing:
-            asyncio.run(mail.send(ctx.settings, msg))
+        send_mail(ctx, w.outgoing)
     sys.stdout.write(done.note)
     sys.stderr.write(f"{done.certificate.summary()}\n")
 
@@ -130,8 +128,7 @@ def tenant_contract(
         with ctx.unit(actor=cli_actor()) as w:
             row = erasure.set_contract(w, require_tenant(w, tenant), status)
             due = iso(row.due_at) if row is not None else None
-        for msg in w.outgoing:
-            asyncio.run(mail.send(ctx.settings, msg))
+        send_mail(ctx, w.outgoing)
     out.print(f"contract of {tenant}: {status}" + (f"; erasure runs at {due}" if due else ""),
               highlight=False)
 

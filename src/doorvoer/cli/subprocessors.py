@@ -4,14 +4,12 @@ period (`subprocessor_notice_days`, 30)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from doorvoer import mail
 from doorvoer.cli.common import (
     DataDir,
     JsonOut,
@@ -22,6 +20,7 @@ from doorvoer.cli.common import (
     iso,
     opened,
     out,
+    send_mail,
     settings_for,
 )
 from doorvoer.privacy import subprocessors
@@ -43,8 +42,7 @@ def _announce(data_dir: Path | None, fn: Callable[[Work, str], Subprocessor]) ->
         with ctx.unit(actor=actor) as w:
             row = fn(w, actor.name or "cli")
             said = f"{row.key} v{row.version}: in effect from {iso(row.effective_at)}"
-        for msg in w.outgoing:
-            asyncio.run(mail.send(ctx.settings, msg))
+        send_mail(ctx, w.outgoing)
     return said
 
 
@@ -96,7 +94,7 @@ def subprocessor_list(data_dir: DataDir = None, as_json: JsonOut = False) -> Non
     """The register: each entry in force and announced, and how many tenants an entry
     outside the EEA may not be used for (no consent)."""
     with opened(settings_for(data_dir)) as ctx, ctx.reading() as w:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for e in subprocessors.register(w):
             for row, state in ((e.current, "in force"), (e.announced, "announced")):
                 if row is not None:
@@ -106,4 +104,9 @@ def subprocessor_list(data_dir: DataDir = None, as_json: JsonOut = False) -> Non
                                  "data_categories": row.data_categories.split("\n"),
                                  "effective_at": iso(row.effective_at), "state": state,
                                  "not_for_tenants": subprocessors.not_for(w, row)})
+    if not as_json:  # the table: what fits a terminal; --json has every field
+        rows = [{"key": r["key"], "v": r["version"], "name": r["name"],
+                 "country": r["country"] + ("" if r["in_eea"] else " (outside EEA)"),
+                 "state": r["state"], "from": (r["effective_at"] or "")[:10],
+                 "not for": r["not_for_tenants"]} for r in rows]
     emit(rows, as_json, "Sub-processors")
