@@ -113,7 +113,8 @@ def certificate_verify(
         cert = verify(note, verifier)
     except BadCertificate as exc:
         raise fail(f"{path}: not valid: {exc}") from None
-    out.print(f"valid, signed by {verifier.name}: {cert.summary()}", highlight=False)
+    out.print(f"valid, signed by {verifier.name}: {cert.summary()}", highlight=False,
+              soft_wrap=True)
 
 
 @tenant_app.command("contract")
