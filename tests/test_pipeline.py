@@ -47,3 +47,51 @@ def test_upload_is_transformed_picked_up_and_erased(
     assert list(ctx.vault.store.ids()) == []
     # Gone from the outbox once the fetch grace is over.
     assert "week45.json" not in sftp_batch(node.port, login, "ls /outbox/orders\n").stdout
+
+
+FIXED_SPEC = """\
+name: ledger
+match: "ledger/*.txt"
+read:
+  format: fixed
+  encoding: cp1252
+  skip_lines: 1
+  columns:
+    - {name: account, start: 1, width: 6}
+    - {name: holder, width: 14}
+    - {name: amount, start: 22, width: 9}
+transform:
+  sql: SELECT account, holder, CAST(replace(amount, ',', '.') AS DECIMAL(9,2)) AS amount
+       FROM input
+write: {format: json, filename: "{stem}.json"}
+deliver:
+  - pickup: ledger/
+"""
+
+
+def test_a_fixed_width_file_over_sftp_is_read_by_its_layout(
+        ctx: Context, tmp_path: Path) -> None:
+    from conftest import add_tenant
+
+    login = add_tenant(ctx, tmp_path, "bank", spec=FIXED_SPEC)
+    node = NodeThread(ctx).start()
+    try:
+        src = tmp_path / "day1.txt"
+        src.write_bytes(("REKNR NAAM           BEDRAG\r\n"
+                         "100200Bakker & Zn.   0001250,50\r\n"
+                         "100201Müller         0000007,00\r\n").encode("cp1252"))
+        bad = tmp_path / "day2.txt"
+        bad.write_bytes(b"header\r\n100200Bakker\r\n")
+        sftp_batch(node.port, login, f"put {src} /inbox/ledger/day1.txt\n"
+                                     f"put {bad} /inbox/ledger/day2.txt\n")
+        wait_for(lambda: {t.state for t in transfers_of(ctx)} == {State.READY, State.FAILED},
+                 what="one output ready, one transfer failed")
+        dest = tmp_path / "got.json"
+        sftp_batch(node.port, login, f"get /outbox/ledger/day1.json {dest}\n")
+        assert json.loads(dest.read_bytes()) == [
+            {"account": "100200", "holder": "Bakker & Zn.", "amount": 1250.5},
+            {"account": "100201", "holder": "Müller", "amount": 7.0}]
+        failed = next(t for t in transfers_of(ctx) if t.state == State.FAILED)
+        assert failed.error == "fixed: line 2: the record has 12 characters; the layout needs 30"
+    finally:
+        node.stop()

@@ -43,7 +43,7 @@ import io
 import itertools
 import threading
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import duckdb
 
@@ -87,6 +87,8 @@ _field_limit_lock = threading.Lock()
 
 class CsvInput:
     """The rows of a CSV stream, read once, for the view `input` of one transform."""
+
+    category: Literal["csv", "fixed"] = "csv"  # what its errors are about
 
     def __init__(self, spec: ReadSpec, source: BinaryIO, deadline: Deadline) -> None:
         self._spec = spec
@@ -162,7 +164,7 @@ class CsvInput:
 
     def _start(self, record: list[str]) -> None:
         if len(record) > MAX_COLUMNS:
-            raise TransformError("csv", f"more than {MAX_COLUMNS} columns")
+            raise TransformError(self.category, f"more than {MAX_COLUMNS} columns")
         self._width = len(record)
         if self._spec.header:
             self.columns = unique_names(record)
@@ -311,7 +313,7 @@ class CsvInput:
             converted = kind.convert(value)
             if converted is None:
                 raise TransformError(
-                    "csv",
+                    self.category,
                     f"line {line}: a value in column {index + 1} does not fit the type "
                     f"{kind.name} inferred from the first rows (read it as text "
                     "with infer: false and cast it in SQL)",

@@ -58,7 +58,7 @@ class Utf8Reader(io.RawIOBase):
         encoding: str,
         *,
         max_line_bytes: int,
-        category: Literal["csv", "json"],
+        category: Literal["csv", "fixed", "json"],
         cr_is_break: bool = True,
         final_newline: bool = False,
         max_total_bytes: int | None = None,
@@ -71,7 +71,7 @@ class Utf8Reader(io.RawIOBase):
         decoder_codec = "utf-8" if self._is_utf8 else self._codec
         self._decoder = codecs.getincrementaldecoder(decoder_codec)("strict")
         self._max_line = max_line_bytes
-        self._category: Literal["csv", "json"] = category
+        self._category: Literal["csv", "fixed", "json"] = category
         self._breaks = _BREAKS if cr_is_break else _NEWLINES
         self._cr_is_break = cr_is_break
         self._final_newline = final_newline

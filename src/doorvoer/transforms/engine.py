@@ -26,6 +26,7 @@ from doorvoer.transforms import sandbox
 from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.csvread import CsvInput
 from doorvoer.transforms.errors import TransformError
+from doorvoer.transforms.fixedread import FixedInput
 from doorvoer.transforms.jsonread import JsonInput
 from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
 from doorvoer.transforms.sqlerrors import READS_INPUT_TWICE, map_error
@@ -157,9 +158,9 @@ def _run(
     with sandbox.session(limits) as work:
         con = work.con
         sandbox.check_query(con, transform.sql, limits)
-        data = (
-            CsvInput(read, source, deadline)
-            if read.format == "csv"
+        data: CsvInput | JsonInput = (
+            CsvInput(read, source, deadline) if read.format == "csv"
+            else FixedInput(read, source, deadline) if read.format == "fixed"
             else JsonInput(read, source, deadline)
         )
         try:

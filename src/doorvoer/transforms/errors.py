@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Category = Literal["encoding", "csv", "json", "sql", "limit", "output"]
-CATEGORIES: frozenset[str] = frozenset({"encoding", "csv", "json", "sql", "limit", "output"})
+Category = Literal["encoding", "csv", "fixed", "json", "sql", "limit", "output"]
+CATEGORIES: frozenset[str] = frozenset(
+    {"encoding", "csv", "fixed", "json", "sql", "limit", "output"})
 
 
 class TransformError(Exception):

@@ -17,7 +17,20 @@ SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
 
 FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
 
-Format = Literal["csv", "json", "jsonl"]
+Format = Literal["csv", "json", "jsonl"]  # what a writer writes
+ReadFormat = Literal["csv", "json", "jsonl", "fixed"]
+MAX_FIXED_COLUMNS = 2048
+
+
+class FixedColumn(BaseModel):
+    """A column of a fixed-width record: its name, where it starts (1-based; without
+    it, right after the column before) and how many characters it takes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    start: int | None = Field(default=None, ge=1)
+    width: int = Field(ge=1, le=1_048_576)
 
 
 def _normalise_encoding(value: str) -> str:
@@ -44,11 +57,14 @@ class ReadSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Format
+    format: ReadFormat
     delimiter: str = ","
     quote: str = '"'
     encoding: str = "utf-8"
     header: bool = True
+    columns: tuple[FixedColumn, ...] | None = None  # fixed: the layout
+    trim: bool = True  # fixed: strip the spaces around each value
+    skip_lines: int = Field(default=0, ge=0, le=1000)  # fixed: header lines
     infer: bool = False
     decimal: str | None = None
     records: str | None = None
@@ -89,7 +105,39 @@ class ReadSpec(BaseModel):
             raise ValueError("delimiter and quote must differ")
         if self.records is not None and self.format != "json":
             raise ValueError("records applies only to format json")
+        if self.format == "fixed":
+            self._check_layout()
+        elif self.columns is not None or self.skip_lines or not self.trim:
+            raise ValueError("columns, trim and skip_lines apply only to format fixed")
         return self
+
+    def _check_layout(self) -> None:
+        if not self.columns:
+            raise ValueError("format fixed needs columns: a list of {name, start, width} "
+                             "or {name, width}")
+        if len(self.columns) > MAX_FIXED_COLUMNS:
+            raise ValueError(f"at most {MAX_FIXED_COLUMNS} columns")
+        seen: set[str] = set()
+        end = 0  # the last character taken so far (1-based)
+        for column in self.columns:
+            if column.name.lower() in seen:
+                raise ValueError(f"column {column.name!r} is named twice")
+            seen.add(column.name.lower())
+            start = column.start if column.start is not None else end + 1
+            if start <= end:
+                raise ValueError(f"column {column.name!r} starts at {start}, inside the "
+                                 f"column before it (which ends at {end})")
+            end = start + column.width - 1
+
+    @property
+    def layout(self) -> list[tuple[str, int, int]]:
+        """fixed: each column's name, 0-based start and end (exclusive)."""
+        out, end = [], 0
+        for column in self.columns or ():
+            start = column.start - 1 if column.start is not None else end
+            end = start + column.width
+            out.append((column.name, start, end))
+        return out
 
 
 class TransformSpec(BaseModel):
