@@ -93,7 +93,7 @@ def release_memory() -> None:
 
 
 def output_extension(write: WriteSpec) -> str:
-    return write.format
+    return "txt" if write.format == "fixed" else write.format
 
 
 def render_filename(write: WriteSpec, input_name: str, seq: int | None, today: dt.date) -> str:

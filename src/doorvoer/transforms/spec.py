@@ -17,7 +17,7 @@ SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
 
 FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
 
-Format = Literal["csv", "json", "jsonl"]  # what a writer writes
+Format = Literal["csv", "json", "jsonl", "fixed"]  # what a writer writes
 ReadFormat = Literal["csv", "json", "jsonl", "fixed"]
 MAX_FIXED_COLUMNS = 2048
 
@@ -50,6 +50,25 @@ def _one_character(value: str, what: str) -> str:
     if value in "\r\n":
         raise ValueError(f"{what} cannot be a line break")
     return value
+
+
+class FixedOutColumn(BaseModel):
+    """A column of a fixed-width output: the query's column of that name, `width`
+    characters, aligned left or right and padded with `pad`; a longer value fails the
+    transfer unless `truncate` is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    width: int = Field(ge=1, le=1_048_576)
+    align: Literal["left", "right"] = "left"
+    pad: str = " "
+    truncate: bool = False
+
+    @field_validator("pad")
+    @classmethod
+    def _pad(cls, value: str) -> str:
+        return _one_character(value, "pad")
 
 
 class ReadSpec(BaseModel):
@@ -165,7 +184,24 @@ class WriteSpec(BaseModel):
     delimiter: str = ","
     encoding: str = "utf-8"
     header: bool = True
-    line_ending: Literal["lf", "crlf"] = "lf"
+    newline: Literal["lf", "crlf"] | None = None
+    line_ending: Literal["lf", "crlf"] = "lf"  # the older name of `newline`
+    columns: tuple[FixedOutColumn, ...] | None = None  # fixed: the layout
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WriteSpec:
+        if self.newline is not None:
+            object.__setattr__(self, "line_ending", self.newline)
+        if self.format == "fixed":
+            if not self.columns:
+                raise ValueError("format fixed needs columns: a list of {name, width} with "
+                                 "align, pad and truncate if needed")
+            names = [c.name for c in self.columns]
+            if len({n.lower() for n in names}) != len(names):
+                raise ValueError("a column is named twice in the layout")
+        elif self.columns is not None:
+            raise ValueError("columns apply only to format fixed")
+        return self
 
     @field_validator("filename")
     @classmethod
