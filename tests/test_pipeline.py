@@ -95,3 +95,50 @@ def test_a_fixed_width_file_over_sftp_is_read_by_its_layout(
         assert failed.error == "fixed: line 2: the record has 12 characters; the layout needs 30"
     finally:
         node.stop()
+
+
+XLSX_SPEC = """\
+name: prices
+match: "prices/*.xlsx"
+read: {format: xlsx, sheet: Prijzen, header_row: 2}
+transform:
+  sql: SELECT sku, price, since FROM input WHERE price > 1
+write: {format: csv, filename: "{stem}.csv", delimiter: ";", encoding: cp1252, newline: crlf}
+deliver:
+  - pickup: prices/
+"""
+
+
+def test_an_excel_price_list_over_sftp_is_read_with_its_types(
+        ctx: Context, tmp_path: Path) -> None:
+    import datetime as dt
+    import io
+
+    import xlsxwriter
+
+    from conftest import add_tenant
+
+    out = io.BytesIO()
+    wb = xlsxwriter.Workbook(out, {"in_memory": True})
+    ws = wb.add_worksheet("Prijzen")
+    ws.write_row(0, 0, ["Prijslijst"])
+    ws.write_row(1, 0, ["sku", "price", "since"])
+    ws.write_row(2, 0, ["A-1", 1.5])
+    ws.write_datetime(2, 2, dt.datetime(2026, 12, 1), wb.add_format({"num_format": "d-m-yy"}))
+    ws.write_row(3, 0, ["B-2", 0.5, None])
+    ws.write_row(4, 0, ["Ü-3", 12])
+    wb.close()
+    login = add_tenant(ctx, tmp_path, "shop", spec=XLSX_SPEC)
+    node = NodeThread(ctx).start()
+    try:
+        src = tmp_path / "week49.xlsx"
+        src.write_bytes(out.getvalue())
+        sftp_batch(node.port, login, f"put {src} /inbox/prices/week49.xlsx\n")
+        wait_for(lambda: {t.state for t in transfers_of(ctx)} == {State.READY},
+                 what="the output ready")
+        dest = tmp_path / "got.csv"
+        sftp_batch(node.port, login, f"get /outbox/prices/week49.csv {dest}\n")
+        assert dest.read_bytes() == ("sku;price;since\r\nA-1;1.5;2026-12-01\r\n"
+                                     "Ü-3;12.0;\r\n").encode("cp1252")
+    finally:
+        node.stop()

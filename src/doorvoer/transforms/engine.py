@@ -31,6 +31,7 @@ from doorvoer.transforms.jsonread import JsonInput
 from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
 from doorvoer.transforms.sqlerrors import READS_INPUT_TWICE, map_error
 from doorvoer.transforms.writers import SQL_LINE, Writer, make_writer
+from doorvoer.transforms.xlsxread import XlsxInput
 
 if TYPE_CHECKING:
     from duckdb.sqltypes import DuckDBPyType
@@ -158,9 +159,10 @@ def _run(
     with sandbox.session(limits) as work:
         con = work.con
         sandbox.check_query(con, transform.sql, limits)
-        data: CsvInput | JsonInput = (
+        data: CsvInput | JsonInput | XlsxInput = (
             CsvInput(read, source, deadline) if read.format == "csv"
             else FixedInput(read, source, deadline) if read.format == "fixed"
+            else XlsxInput(read, source, deadline) if read.format == "xlsx"
             else JsonInput(read, source, deadline)
         )
         try:
@@ -233,7 +235,7 @@ def _count_scans(node: object) -> int:
 def _execute(
     con: duckdb.DuckDBPyConnection,
     sql: str,
-    data: CsvInput | JsonInput,
+    data: CsvInput | JsonInput | XlsxInput,
     writer: Writer,
     deadline: Deadline,
     limits: Limits,
@@ -288,7 +290,7 @@ def _fetched(
 def _query_failure(
     failure: BaseException | None,
     sql: str,
-    data: CsvInput | JsonInput,
+    data: CsvInput | JsonInput | XlsxInput,
     deadline: Deadline,
     limits: Limits,
     *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 import string
 from dataclasses import dataclass
 from typing import Literal
@@ -18,7 +19,19 @@ SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
 FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
 
 Format = Literal["csv", "json", "jsonl", "fixed"]  # what a writer writes
-ReadFormat = Literal["csv", "json", "jsonl", "fixed"]
+ReadFormat = Literal["csv", "json", "jsonl", "fixed", "xlsx"]
+_CELL = re.compile(r"^([A-Z]{1,3})([1-9][0-9]{0,6})$")
+
+
+def cell(ref: str) -> tuple[int, int]:
+    """A cell reference like `B3` as 0-based (row, column)."""
+    m = _CELL.match(ref)
+    if m is None:
+        raise ValueError(f"{ref!r} is not a cell such as B3")
+    col = 0
+    for ch in m.group(1):
+        col = col * 26 + ord(ch) - ord("A") + 1
+    return int(m.group(2)) - 1, col - 1
 MAX_FIXED_COLUMNS = 2048
 
 
@@ -84,6 +97,9 @@ class ReadSpec(BaseModel):
     columns: tuple[FixedColumn, ...] | None = None  # fixed: the layout
     trim: bool = True  # fixed: strip the spaces around each value
     skip_lines: int = Field(default=0, ge=0, le=1000)  # fixed: header lines
+    sheet: str | int | None = None  # xlsx: a name or a 0-based index; default the first
+    header_row: int = Field(default=1, ge=1, le=1_048_576)  # xlsx: 1-based, in the range
+    range: str | None = None  # xlsx: like B3:H500
     infer: bool = False
     decimal: str | None = None
     records: str | None = None
@@ -128,7 +144,26 @@ class ReadSpec(BaseModel):
             self._check_layout()
         elif self.columns is not None or self.skip_lines or not self.trim:
             raise ValueError("columns, trim and skip_lines apply only to format fixed")
+        if self.format != "xlsx" and (self.sheet is not None or self.range is not None
+                                      or self.header_row != 1):
+            raise ValueError("sheet, header_row and range apply only to format xlsx")
+        if self.range is not None:
+            first, sep, last = self.range.upper().partition(":")
+            if not sep:
+                raise ValueError("range is two cells such as B3:H500")
+            (r0, c0), (r1, c1) = cell(first), cell(last)
+            if r1 < r0 or c1 < c0:
+                raise ValueError("range: the second cell lies before the first")
         return self
+
+    @property
+    def cells(self) -> tuple[int, int, int, int] | None:
+        """xlsx: the range as 0-based first row, first column, last row, last column."""
+        if self.range is None:
+            return None
+        first, _, last = self.range.upper().partition(":")
+        (r0, c0), (r1, c1) = cell(first), cell(last)
+        return r0, c0, r1, c1
 
     def _check_layout(self) -> None:
         if not self.columns:
