@@ -32,6 +32,7 @@ from doorvoer.transforms.spec import Limits, ReadSpec, TransformSpec, WriteSpec
 from doorvoer.transforms.sqlerrors import READS_INPUT_TWICE, map_error
 from doorvoer.transforms.writers import SQL_LINE, Writer, make_writer
 from doorvoer.transforms.xlsxread import XlsxInput
+from doorvoer.transforms.xmlread import XmlInput
 
 if TYPE_CHECKING:
     from duckdb.sqltypes import DuckDBPyType
@@ -159,10 +160,11 @@ def _run(
     with sandbox.session(limits) as work:
         con = work.con
         sandbox.check_query(con, transform.sql, limits)
-        data: CsvInput | JsonInput | XlsxInput = (
+        data: CsvInput | JsonInput | XlsxInput | XmlInput = (
             CsvInput(read, source, deadline) if read.format == "csv"
             else FixedInput(read, source, deadline) if read.format == "fixed"
             else XlsxInput(read, source, deadline) if read.format == "xlsx"
+            else XmlInput(read, source, deadline) if read.format == "xml"
             else JsonInput(read, source, deadline)
         )
         try:
@@ -235,7 +237,7 @@ def _count_scans(node: object) -> int:
 def _execute(
     con: duckdb.DuckDBPyConnection,
     sql: str,
-    data: CsvInput | JsonInput | XlsxInput,
+    data: CsvInput | JsonInput | XlsxInput | XmlInput,
     writer: Writer,
     deadline: Deadline,
     limits: Limits,
@@ -290,7 +292,7 @@ def _fetched(
 def _query_failure(
     failure: BaseException | None,
     sql: str,
-    data: CsvInput | JsonInput | XlsxInput,
+    data: CsvInput | JsonInput | XlsxInput | XmlInput,
     deadline: Deadline,
     limits: Limits,
     *,

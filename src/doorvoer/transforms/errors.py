@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-Category = Literal["encoding", "csv", "fixed", "json", "xlsx", "sql", "limit", "output"]
+Category = Literal["encoding", "csv", "fixed", "json", "xlsx", "xml", "sql", "limit",
+                   "output"]
 CATEGORIES: frozenset[str] = frozenset(
-    {"encoding", "csv", "fixed", "json", "xlsx", "sql", "limit", "output"})
+    {"encoding", "csv", "fixed", "json", "xlsx", "xml", "sql", "limit", "output"})
 
 
 class TransformError(Exception):

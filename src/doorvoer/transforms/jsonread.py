@@ -138,7 +138,7 @@ class JsonInput:
             self._columns.add(batch)
 
 
-class _Columns:
+class _Columns:  # RecordColumns to the XML reader
     """Record batches as the text DuckDB reads, and each column's type, unified at the end.
 
     A batch is stored with as many columns as were known then; a key that comes
@@ -310,3 +310,6 @@ def _parse_whole(data: bytes) -> object:
             "json", f"line {line}, column {column}: invalid JSON", line=line, column=column
         )
     raise TransformError("json", "invalid JSON")
+
+
+RecordColumns = _Columns  # records as dicts, to the text DuckDB reads (the XML reader too)

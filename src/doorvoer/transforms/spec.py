@@ -19,7 +19,7 @@ SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
 FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
 
 Format = Literal["csv", "json", "jsonl", "fixed"]  # what a writer writes
-ReadFormat = Literal["csv", "json", "jsonl", "fixed", "xlsx"]
+ReadFormat = Literal["csv", "json", "jsonl", "fixed", "xlsx", "xml"]
 _CELL = re.compile(r"^([A-Z]{1,3})([1-9][0-9]{0,6})$")
 
 
@@ -100,6 +100,9 @@ class ReadSpec(BaseModel):
     sheet: str | int | None = None  # xlsx: a name or a 0-based index; default the first
     header_row: int = Field(default=1, ge=1, le=1_048_576)  # xlsx: 1-based, in the range
     range: str | None = None  # xlsx: like B3:H500
+    record: str | None = None  # xml: the record element's path, /Orders/Order
+    namespaces: dict[str, str] | None = None  # xml: prefix -> URI
+    fields: dict[str, str] | None = None  # xml: column -> path relative to the record
     infer: bool = False
     decimal: str | None = None
     records: str | None = None
@@ -147,6 +150,10 @@ class ReadSpec(BaseModel):
         if self.format != "xlsx" and (self.sheet is not None or self.range is not None
                                       or self.header_row != 1):
             raise ValueError("sheet, header_row and range apply only to format xlsx")
+        if self.format == "xml":
+            self._check_xml()
+        elif self.record is not None or self.namespaces is not None or self.fields is not None:
+            raise ValueError("record, namespaces and fields apply only to format xml")
         if self.range is not None:
             first, sep, last = self.range.upper().partition(":")
             if not sep:
@@ -155,6 +162,23 @@ class ReadSpec(BaseModel):
             if r1 < r0 or c1 < c0:
                 raise ValueError("range: the second cell lies before the first")
         return self
+
+    def _check_xml(self) -> None:
+        if not self.record or not self.record.startswith("/") or self.record == "/":
+            raise ValueError('format xml needs record: the record element\'s path, like '
+                             '"/Orders/Order"')
+        prefixes = set(self.namespaces or {})
+        paths = [self.record, *(self.fields or {}).values()]
+        for path in paths:
+            for part in path.replace("@", "/").split("/"):
+                prefix, sep, _ = part.rpartition(":")
+                if sep and prefix not in prefixes:
+                    raise ValueError(f"the prefix {prefix!r} of {path!r} is not in namespaces")
+                if part and not re.fullmatch(r"[\w.\-:]+", part):
+                    raise ValueError(f"{path!r} is not a path of element names")
+        for name, path in (self.fields or {}).items():
+            if not name or not path or path.startswith("/"):
+                raise ValueError(f"fields: {name!r} needs a path relative to the record")
 
     @property
     def cells(self) -> tuple[int, int, int, int] | None:
