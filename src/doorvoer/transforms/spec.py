@@ -18,7 +18,7 @@ SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
 
 FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
 
-Format = Literal["csv", "json", "jsonl", "fixed"]  # what a writer writes
+Format = Literal["csv", "json", "jsonl", "fixed", "xlsx"]  # what a writer writes
 ReadFormat = Literal["csv", "json", "jsonl", "fixed", "xlsx", "xml"]
 _CELL = re.compile(r"^([A-Z]{1,3})([1-9][0-9]{0,6})$")
 
@@ -246,9 +246,20 @@ class WriteSpec(BaseModel):
     newline: Literal["lf", "crlf"] | None = None
     line_ending: Literal["lf", "crlf"] = "lf"  # the older name of `newline`
     columns: tuple[FixedOutColumn, ...] | None = None  # fixed: the layout
+    sheet: str | None = None  # xlsx: the sheet's name (default Sheet1)
+
+    @field_validator("sheet")
+    @classmethod
+    def _sheet(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 31
+                                  or any(c in value for c in "[]:*?/\\")):
+            raise ValueError("sheet: 1 to 31 characters, none of [ ] : * ? / \\")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> WriteSpec:
+        if self.sheet is not None and self.format != "xlsx":
+            raise ValueError("sheet applies only to format xlsx")
         if self.newline is not None:
             object.__setattr__(self, "line_ending", self.newline)
         if self.format == "fixed":

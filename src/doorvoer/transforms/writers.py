@@ -69,6 +69,10 @@ def make_writer(spec: WriteSpec, sink: BinaryIO) -> Writer:
         from doorvoer.transforms.fixedwrite import FixedWriter  # it builds on _LineWriter
 
         return FixedWriter(spec, sink)
+    if spec.format == "xlsx":
+        from doorvoer.transforms.xlsxwrite import XlsxWriter
+
+        return XlsxWriter(spec, sink)
     return JsonWriter(spec, sink, lines=spec.format == "jsonl")
 
 
