@@ -18,7 +18,8 @@ SUPPORTED_ENCODINGS: frozenset[str] = frozenset(
 
 FILENAME_FIELDS: frozenset[str] = frozenset({"stem", "name", "ext", "date", "seq"})
 
-Format = Literal["csv", "json", "jsonl", "fixed", "xlsx"]  # what a writer writes
+Format = Literal["csv", "json", "jsonl", "fixed", "xlsx", "xml"]  # what a writer writes
+XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 ReadFormat = Literal["csv", "json", "jsonl", "fixed", "xlsx", "xml"]
 _CELL = re.compile(r"^([A-Z]{1,3})([1-9][0-9]{0,6})$")
 
@@ -247,6 +248,10 @@ class WriteSpec(BaseModel):
     line_ending: Literal["lf", "crlf"] = "lf"  # the older name of `newline`
     columns: tuple[FixedOutColumn, ...] | None = None  # fixed: the layout
     sheet: str | None = None  # xlsx: the sheet's name (default Sheet1)
+    root: str | None = None  # xml: the document element (default rows)
+    record: str | None = None  # xml: each row's element (default row)
+    attributes: tuple[str, ...] | None = None  # xml: columns written as attributes
+    namespace: str | None = None  # xml: the elements' namespace URI
 
     @field_validator("sheet")
     @classmethod
@@ -260,6 +265,14 @@ class WriteSpec(BaseModel):
     def _consistent(self) -> WriteSpec:
         if self.sheet is not None and self.format != "xlsx":
             raise ValueError("sheet applies only to format xlsx")
+        xml = (self.root, self.record, self.attributes, self.namespace)
+        if self.format != "xml" and any(v is not None for v in xml):
+            raise ValueError("root, record, attributes and namespace apply only to format xml")
+        for what, name in (("root", self.root), ("record", self.record),
+                           *(("attributes", a) for a in self.attributes or ())):
+            if name is not None and not XML_NAME.match(name):
+                raise ValueError(f"{what}: {name!r} is not an XML name (letters, digits, "
+                                 "_ . -, not starting with a digit)")
         if self.newline is not None:
             object.__setattr__(self, "line_ending", self.newline)
         if self.format == "fixed":

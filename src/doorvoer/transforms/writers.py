@@ -73,6 +73,10 @@ def make_writer(spec: WriteSpec, sink: BinaryIO) -> Writer:
         from doorvoer.transforms.xlsxwrite import XlsxWriter
 
         return XlsxWriter(spec, sink)
+    if spec.format == "xml":
+        from doorvoer.transforms.xmlwrite import XmlWriter
+
+        return XmlWriter(spec, sink)
     return JsonWriter(spec, sink, lines=spec.format == "jsonl")
 
 
