@@ -122,6 +122,14 @@ def unreported_process_ids(w: Work, tenant_id: str | None = None) -> set[str]:
     return {row.id for row in w.execute(q) if not keeps_reports(row.spec_yaml)}
 
 
+def window_open_on(window_id: str | None, until: datetime | None,
+                   now: datetime) -> str | None:
+    """The inspection window open on a process now (from its `inspect_window` and
+    `inspect_until`, of a row or an object): the one rule both sides read."""
+    return window_id if window_id is not None and until is not None and until > now \
+        else None
+
+
 def set_inspection(w: Work, process_id: str, window_id: str | None,
                    until: datetime | None) -> None:
     """Mark the process as inspected by a window until `until` (None: no window). Only

@@ -27,7 +27,7 @@ from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import parsed_spec, process_named, set_inspection
+from doorvoer.processes.service import parsed_spec, process_named, set_inspection, window_open_on
 from doorvoer.support import notices
 from doorvoer.support.errors import InspectionRefused, NoSuchWindow
 from doorvoer.support.models import Grant, InspectionWindow
@@ -62,8 +62,7 @@ def open_window(w: Work, tenant: Tenant, process_name: str, hours: int) -> Inspe
     if not 1 <= hours <= MAX_WINDOW.total_seconds() // 3600:
         raise InspectionRefused("a window stays open from 1 to 24 hours")
     now = utcnow()
-    if process.inspect_window is not None and process.inspect_until is not None \
-            and process.inspect_until > now:
+    if window_open_on(process.inspect_window, process.inspect_until, now):
         raise InspectionRefused(f"a window on {process.name} is open already")
     until = min(now + timedelta(hours=hours), grant.expires_at)
     window = InspectionWindow(tenant_id=tenant.id, process_id=process.id,

@@ -27,7 +27,7 @@ from doorvoer.audit import service as audit
 from doorvoer.audit.events import Event
 from doorvoer.db import UTCDateTime, checkpoint, utcnow
 from doorvoer.processes.models import Process
-from doorvoer.processes.service import keeps_reports, unreported_process_ids
+from doorvoer.processes.service import keeps_reports, unreported_process_ids, window_open_on
 from doorvoer.tenants.models import Tenant
 from doorvoer.tenants.service import set_report
 from doorvoer.transfers.models import DFINAL, FINAL, Delivery, DState, State, Transfer
@@ -96,11 +96,11 @@ def finish_all(w: Work, state: State, reasons: dict[str, str | None],
     for row in w.execute(_ABOUT, {"tids": tids}):
         if event is not None:
             audit.record(w, row.tenant_id, event, row.id)
-        if state == State.FAILED and row.inspect_window is not None \
-                and row.inspect_until is not None and row.inspect_until > now:
-            kept[row.id] = row.inspect_window
+        window = window_open_on(row.inspect_window, row.inspect_until, now)
+        if state == State.FAILED and window is not None:
+            kept[row.id] = window
             audit.record(w, row.tenant_id, Event.INSPECT_FILE_KEPT,
-                         f"{row.id} (window {row.inspect_window})")
+                         f"{row.id} (window {window})")
             if row.output_blob_id is None:
                 aborted.append(row.id)
         else:

@@ -33,6 +33,7 @@ from doorvoer.web.deps import (
     tenant_for,
     whole_number,
 )
+from doorvoer.web.inspect_views import close_window
 
 router = APIRouter(include_in_schema=False)
 register(templates.env)
@@ -142,13 +143,6 @@ async def gdpr_close_window(request: Request, slug: str, window_id: str, ctx: Ct
                             viewer: ViewerDep) -> Response:
     """The tenant closes support's inspection window: what it kept is erased now."""
     tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_GRANTS)
-    await check_csrf(request, viewer)
-
-    def close(w: Work) -> None:
-        inspection.close_window(w, tenant, window_id, f"closed by {viewer.user.email}")
-
-    try:
-        await in_unit(ctx, request, viewer, close)
-    except UserError as exc:
-        return _page(request, ctx, viewer, tenant, status_code=400, error=str(exc))
+    if (why := await close_window(request, ctx, viewer, tenant, window_id)) is not None:
+        return _page(request, ctx, viewer, tenant, status_code=400, error=why)
     return RedirectResponse(f"/t/{tenant.slug}/gdpr?done=closed#windows", 303)

@@ -68,10 +68,10 @@ async def inspect_open(request: Request, slug: str, ctx: CtxDep, viewer: ViewerD
     return RedirectResponse(f"/t/{tenant.slug}/inspect?done=opened", 303)
 
 
-@router.post("/t/{slug}/inspect/{window_id}/close")
-async def inspect_close(request: Request, slug: str, window_id: str, ctx: CtxDep,
-                        viewer: ViewerDep) -> Response:
-    tenant = tenant_for(ctx, request, viewer, slug, Action.INSPECT_FILES)
+async def close_window(request: Request, ctx: CtxDep, viewer: Viewer, tenant: Tenant,
+                       window_id: str) -> str | None:
+    """Close the window as the viewer (the tenant's admin on the GDPR tab, or support
+    here): what it kept is erased now. Returns why it could not be closed, or None."""
     await check_csrf(request, viewer)
 
     def close(w: Work) -> None:
@@ -80,8 +80,17 @@ async def inspect_close(request: Request, slug: str, window_id: str, ctx: CtxDep
     try:
         await in_unit(ctx, request, viewer, close)
     except UserError as exc:
+        return str(exc)
+    return None
+
+
+@router.post("/t/{slug}/inspect/{window_id}/close")
+async def inspect_close(request: Request, slug: str, window_id: str, ctx: CtxDep,
+                        viewer: ViewerDep) -> Response:
+    tenant = tenant_for(ctx, request, viewer, slug, Action.INSPECT_FILES)
+    if (why := await close_window(request, ctx, viewer, tenant, window_id)) is not None:
         return _page(request, ctx, viewer, tenant, status_code=400,
-                     error=f"The window was not closed: {exc}.")
+                     error=f"The window was not closed: {why}.")
     return RedirectResponse(f"/t/{tenant.slug}/inspect?done=closed", 303)
 
 
