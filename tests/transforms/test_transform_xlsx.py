@@ -130,3 +130,22 @@ def test_written_with_xlsxwriter_then_read_gives_the_same_rows(
     out = rows(book(("S", grid(0, 0, table))), **xlsx())
     assert out == [{"name": name, "n": n, "x": x, "day": day.isoformat(), "ok": ok}
                    for name, n, x, day, ok in records]
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_unpacked() -> None:
+    import zipfile
+
+    good = zipfile.ZipFile(io.BytesIO(PRICES))
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in good.infolist():
+            if item.filename == "xl/worksheets/sheet2.xml":
+                with z.open(item.filename, "w") as f:  # 64 MiB of spaces: a tiny member
+                    for _ in range(64):
+                        f.write(b" " * 1_048_576)
+            else:
+                z.writestr(item, good.read(item))
+    data = bomb.getvalue()
+    assert len(data) < 1_048_576
+    error = failure(data, **xlsx(sheet="Prijzen"))
+    assert error.category == "limit" and "a zip bomb?" in str(error)

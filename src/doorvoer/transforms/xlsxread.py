@@ -34,6 +34,8 @@ from doorvoer.transforms.pipes import NULL, Feed, encode_rows, unique_names, vie
 from doorvoer.transforms.spec import ReadSpec
 
 MAX_XLSX_BYTES = 256 * 1_048_576
+MAX_UNZIPPED_BYTES = 1024 * 1_048_576  # what a zip-based workbook may unpack to
+MAX_RATIO = 250  # how much a member may grow when unpacked (text rarely passes 20)
 MAX_CELLS = 50_000_000
 MAX_COLUMNS = 2048
 LARGE_BYTES = 1 << 20
@@ -222,10 +224,33 @@ def _read_all(source: BinaryIO) -> bytes:
     return b"".join(parts)
 
 
+def _check_unpacked(data: bytes) -> None:
+    """A zip-based workbook (xlsx, ods) must not unpack to more than MAX_UNZIPPED_BYTES,
+    nor any part of it grow more than MAX_RATIO times: a zip bomb is refused before
+    anything is unpacked. Read from the zip's directory, which says what each part is."""
+    import zipfile
+
+    if not data.startswith(b"PK"):
+        return  # .xls and .xlsb parts are not checked here; calamine reads them as they are
+    try:
+        parts = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise TransformError("xlsx", "the file is not a workbook that can be read (xlsx, "
+                             "xlsm, xlsb, xls or ods)") from None
+    total = sum(p.file_size for p in parts)
+    if total > MAX_UNZIPPED_BYTES or any(
+            p.file_size > MAX_RATIO * max(p.compress_size, 1) and p.file_size > 1_048_576
+            for p in parts):
+        raise TransformError("limit", f"the workbook unpacks to {total / 1_048_576:,.0f} MiB "
+                             f"or a part grows more than {MAX_RATIO} times (a zip bomb?); the "
+                             f"limit is {MAX_UNZIPPED_BYTES // 1_048_576} MiB")
+
+
 def _sheet_rows(data: bytes, spec: ReadSpec) -> list[list[object]]:
     """The sheet's cells as rows, from the sheet's first row and column (A1)."""
     import python_calamine as calamine
 
+    _check_unpacked(data)
     try:
         book = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - calamine's errors quote the file: say it in our words
