@@ -115,6 +115,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/operator/record.{fmt}"): frozenset({OPADMIN}),
     ("GET", "/operator/usage"): frozenset({OPADMIN}),
     ("POST", "/t/{slug}/settings/usage"): frozenset({ADMIN}),
+    ("POST", "/t/{slug}/settings/contacts"): frozenset({ADMIN}),
     ("POST", "/t/{slug}/incidents/{incident_id}/acknowledge"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/export.jsonl"): frozenset({ADMIN}),
     ("GET", "/t/{slug}/audit/checkpoints.txt"): frozenset({ADMIN}),

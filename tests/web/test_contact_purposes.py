@@ -90,3 +90,30 @@ def test_each_notice_goes_to_the_address_of_its_purpose(account_portal: AccountP
     assert all("incident" in s.lower() for s in by_address["security@acme.example"])
     assert not any("incident" in s.lower() for s in by_address["hello@acme.example"])
     assert "invoices@acme.example" not in by_address  # nothing of this sends invoices
+
+
+def test_a_tenant_admin_sets_its_own_contact_data_on_the_settings_page(
+        account_portal: AccountPortal) -> None:
+    p, ctx = account_portal, account_portal.ctx
+    with ctx.unit() as w:
+        create_tenant(w, "acme", "Acme", "hello@acme.example")
+    email, password, clock = p.person_with_2fa(Role.TENANT_ADMIN, "acme")
+    c = p.login(email, password, clock)
+    r = p.post(c, "/t/acme/settings/contacts", {
+        "contact": "hello@acme.example", "invoicing": "", "breach_notice": "sec@acme.example",
+        "webhook": "http://plain.example/hook"}, page="/t/acme/settings")
+    assert r.status_code == 303
+    assert "must be an https:// URL" in c.get(r.headers["location"]).text
+    r = p.post(c, "/t/acme/settings/contacts", {
+        "contact": "hello@acme.example", "invoicing": "", "breach_notice": "sec@acme.example",
+        "webhook": "https://hooks.acme.example/breach"}, page="/t/acme/settings")
+    page = c.get(r.headers["location"]).text
+    assert "Contact data saved." in page and 'value="sec@acme.example"' in page
+    with ctx.reading() as w:
+        t = require_tenant(w, "acme")
+        assert address_for(t, "breach-notice") == "sec@acme.example"
+        assert address_for(t, "invoicing") == "hello@acme.example"  # none of its own
+        from doorvoer.audit import service as audit
+
+        entries = [e for e in audit.entries(w, t.id) if e["action"] == "tenant:contacts:changed"]
+    assert entries[-1]["object"] == "breach-notice, webhook"

@@ -36,3 +36,9 @@ def purposes_of(tenant: Tenant) -> dict[str, list[str]]:
 
 def webhook_for_breach_notices(tenant: Tenant) -> str | None:
     return tenant.breach_webhook
+
+
+def as_set(tenant: Tenant) -> dict[str, str]:
+    """Each purpose's own field as the tenant set it ('' when empty): for the tenant's
+    settings, where it edits them, and nowhere else."""
+    return {purpose: getattr(tenant, column) or "" for purpose, column in FIELDS.items()}

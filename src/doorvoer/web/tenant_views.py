@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from doorvoer.access.errors import Denied
 from doorvoer.access.policy import Action
 from doorvoer.db import utcnow
+from doorvoer.errors import UserError
 from doorvoer.reports import charts
 from doorvoer.reports.format import register
 from doorvoer.reports.service import (
@@ -30,8 +31,9 @@ from doorvoer.reports.service import (
     transfer_page,
 )
 from doorvoer.secrets.service import connection_views
+from doorvoer.tenants.contacts import as_set, webhook_for_breach_notices
 from doorvoer.tenants.models import Tenant
-from doorvoer.tenants.service import set_usage_stats
+from doorvoer.tenants.service import change_contacts, set_usage_stats
 from doorvoer.transfers.lifecycle import set_reporting
 from doorvoer.transfers.models import State
 from doorvoer.web.auth_views import home_for
@@ -158,6 +160,8 @@ def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
     notice = None
     if done == "on":
         notice = "Reporting is switched on: finished transfers are kept for reports."
+    elif done == "contacts":
+        notice = "Contact data saved."
     elif done in ("usage-in", "usage-out"):
         notice = ("You are counted in the anonymised usage statistics again." if
                   done == "usage-in" else "You are no longer counted in the usage statistics.")
@@ -165,8 +169,34 @@ def tenant_settings(request: Request, slug: str, ctx: CtxDep, viewer: ViewerDep,
         count = whole_number(forgot, 0)
         notice = (f"Reporting is switched off. {count} record{'s' if count != 1 else ''} of "
                   "finished transfers deleted.")
+    contacts = as_set(tenant)
     return render(request, "tenant/settings.html", viewer=viewer, tenant=tenant,
-                  nav="settings", hidden=hidden, notice=notice, reporting_off=REPORTING_OFF)
+                  nav="settings", hidden=hidden, notice=notice, reporting_off=REPORTING_OFF,
+                  contacts=contacts, webhook=webhook_for_breach_notices(tenant) or "",
+                  error=request.query_params.get("error"))
+
+
+@router.post("/t/{slug}/settings/contacts")
+async def tenant_set_contacts(request: Request, slug: str, ctx: CtxDep,
+                              viewer: ViewerDep) -> Response:
+    """The tenant's own contact data, each for its purpose (P9): contact, invoicing,
+    breach notices (an address and a webhook)."""
+    tenant = tenant_for(ctx, request, viewer, slug, Action.MANAGE_SETTINGS)
+    form = await check_csrf(request, viewer)
+    fields = {key: str(form.get(key, "")) for key in ("contact", "invoicing",
+                                                       "breach_notice", "webhook")}
+
+    def apply() -> list[str]:
+        with unit(ctx, request, viewer) as w:
+            return change_contacts(w, w.session.get_one(Tenant, tenant.id), **fields)
+
+    try:
+        changed = await asyncio.to_thread(apply)
+    except UserError as exc:
+        return RedirectResponse(f"/t/{tenant.slug}/settings?error={quote(str(exc))}#contacts",
+                                303)
+    return RedirectResponse(f"/t/{tenant.slug}/settings?done=contacts&n={len(changed)}"
+                            "#contacts", 303)
 
 
 @router.post("/t/{slug}/settings/usage")
