@@ -44,6 +44,16 @@ def _xlsx_bomb() -> bytes:
     return bomb.getvalue()
 
 
+def _xlsx_far() -> bytes:
+    out = io.BytesIO()
+    wb = xlsxwriter.Workbook(out, {"in_memory": True})
+    ws = wb.add_worksheet("S")
+    ws.write(0, 0, "a")
+    ws.write(1_048_575, 25, "z")  # one cell a million rows down: a dense range of 27 M
+    wb.close()
+    return out.getvalue()
+
+
 LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
           + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1
                                                     else b"&lol;") * 10) for i in range(1, 10))
@@ -61,6 +71,7 @@ HOSTILE = {  # file name -> (its bytes, what the reason must say)
     "csv/garbage.csv": (bytes(range(256)) * 4096, "not valid UTF-8"),
     "csv/cp1252.csv": ("naam\nMüller\n".encode("cp1252"), "encoding: line 2"),
     "xlsx/bomb.xlsx": (_xlsx_bomb(), "a zip bomb?"),
+    "xlsx/far.xlsx": (_xlsx_far(), "1,048,576 rows by 26 columns"),
 }
 
 
@@ -91,7 +102,7 @@ def test_each_hostile_file_fails_with_its_reason_and_the_node_serves_others_mean
 
         def settled() -> bool:
             return len([t for t in transfers_of(ctx) if t.state in (State.FAILED,
-                                                                     State.READY)]) == 13
+                                                                     State.READY)]) == 14
 
         wait_for(settled, timeout=180, what="every hostile file failed, every good one ready")
         with ctx.reading() as w:

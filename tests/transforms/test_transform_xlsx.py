@@ -149,3 +149,11 @@ def test_a_zip_bomb_is_refused_before_anything_is_unpacked() -> None:
     assert len(data) < 1_048_576
     error = failure(data, **xlsx(sheet="Prijzen"))
     assert error.category == "limit" and "a zip bomb?" in str(error)
+
+
+def test_a_sheet_that_spans_a_million_empty_rows_is_refused_before_it_is_loaded() -> None:
+    sparse = book(("S", [(0, 0, "a"), (1, 0, 1), (1_048_575, 25, "far away")]))
+    assert len(sparse) < 20_000
+    error = failure(sparse, **xlsx())
+    assert error.category == "limit"
+    assert "1,048,576 rows by 26 columns" in str(error) and "far away" not in str(error)

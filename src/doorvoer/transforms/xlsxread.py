@@ -13,8 +13,10 @@ Behaviour:
   rows that are empty throughout are skipped.
 
 The workbook is read whole into memory (a zip is not read as a stream): at most
-`MAX_XLSX_BYTES`, and at most `MAX_CELLS` cells. The rows reach DuckDB through a pipe as
-text of our own making, as the JSON reader's do (`pipes.py`); no error quotes a cell.
+`MAX_XLSX_BYTES`, and at most `MAX_CELLS` cells from A1 to its last cell (counted from
+the sheet's cell references before calamine loads it: calamine holds the range densely).
+The rows reach DuckDB through a pipe as text of our own making, as the JSON reader's do
+(`pipes.py`); no error quotes a cell.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 from collections.abc import Iterator
 from enum import IntEnum
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -36,7 +39,7 @@ from doorvoer.transforms.spec import ReadSpec
 MAX_XLSX_BYTES = 256 * 1_048_576
 MAX_UNZIPPED_BYTES = 1024 * 1_048_576  # what a zip-based workbook may unpack to
 MAX_RATIO = 250  # how much a member may grow when unpacked (text rarely passes 20)
-MAX_CELLS = 50_000_000
+MAX_CELLS = 20_000_000
 MAX_COLUMNS = 2048
 LARGE_BYTES = 1 << 20
 ROW_SLACK_BYTES = 64 * 1024
@@ -244,6 +247,35 @@ def _check_unpacked(data: bytes) -> None:
         raise TransformError("limit", f"the workbook unpacks to {total / 1_048_576:,.0f} MiB "
                              f"or a part grows more than {MAX_RATIO} times (a zip bomb?); the "
                              f"limit is {MAX_UNZIPPED_BYTES // 1_048_576} MiB")
+    book = zipfile.ZipFile(io.BytesIO(data))
+    for part in parts:
+        if part.filename.startswith("xl/worksheets/") and part.filename.endswith(".xml"):
+            rows, columns = _extent(book, part.filename)
+            if rows * columns > MAX_CELLS:
+                raise TransformError("limit", f"a sheet spans {rows:,} rows by {columns:,} "
+                                     f"columns: more than {MAX_CELLS:,} cells, most of them "
+                                     "empty (calamine would hold them all)")
+
+
+_REF = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
+
+
+def _extent(book: Any, name: str) -> tuple[int, int]:
+    """The rows and columns a sheet's cells span (calamine holds that range densely),
+    read from the cells' references as the part unpacks, a chunk at a time."""
+    rows = columns = 0
+    tail = b""
+    with book.open(name) as f:
+        while chunk := f.read(1 << 20):
+            text = tail + chunk
+            for m in _REF.finditer(text):
+                rows = max(rows, int(m.group(2)))
+                col = 0
+                for ch in m.group(1):
+                    col = col * 26 + ch - 64
+                columns = max(columns, col)
+            tail = text[-32:]
+    return rows, columns
 
 
 def _sheet_rows(data: bytes, spec: ReadSpec) -> list[list[object]]:
