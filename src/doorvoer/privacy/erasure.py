@@ -25,7 +25,7 @@ from doorvoer.audit.chain import rfc3339
 from doorvoer.audit.events import Event
 from doorvoer.db import utcnow
 from doorvoer.privacy import notices
-from doorvoer.privacy.certificate import Certificate, issue
+from doorvoer.privacy.certificate import REASONS, Certificate, issue
 from doorvoer.privacy.errors import ErasureRefused
 from doorvoer.privacy.models import (
     Erasure,
@@ -37,12 +37,13 @@ from doorvoer.privacy.models import (
 from doorvoer.processes import service as processes
 from doorvoer.secrets import service as secrets
 from doorvoer.support import service as support
+from doorvoer.support.notices import tenant_recipients
 from doorvoer.tenants import service as tenants
 from doorvoer.tenants.models import Tenant
 from doorvoer.transfers import lifecycle
 from doorvoer.unit import Work
 
-REQUEST, CONTRACT_END, OPERATOR = "request", "contract-end", "operator"
+REQUEST, CONTRACT_END, OPERATOR = REASONS  # why an erasure ran (the certificate says it)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def request(w: Work, tenant: Tenant, typed: str, by: str | None) -> Erasure:
                   due_at=due)
     w.session.add(row)
     audit.record(w, tenant.id, Event.ERASURE_REQUESTED, f"runs at {rfc3339(due)}")
-    for to in notices.recipients(w, tenant):
+    for to in tenant_recipients(w, tenant):
         w.notify(notices.scheduled(w.settings, to, tenant, row))
     return row
 
@@ -88,7 +89,7 @@ def cancel(w: Work, tenant: Tenant) -> None:
                              "stop it by setting the contract active again")
     w.session.delete(row)
     audit.record(w, tenant.id, Event.ERASURE_CANCELLED, "request")
-    for to in notices.recipients(w, tenant):
+    for to in tenant_recipients(w, tenant):
         w.notify(notices.cancelled(w.settings, to, tenant))
 
 
@@ -105,7 +106,7 @@ def set_contract(w: Work, tenant: Tenant, status: str) -> Erasure | None:
         w.session.add(row)
         audit.record(w, tenant.id, Event.ERASURE_REQUESTED,
                      f"contract ended; runs at {rfc3339(row.due_at)}")
-        for to in notices.recipients(w, tenant):
+        for to in tenant_recipients(w, tenant):
             w.notify(notices.scheduled(w.settings, to, tenant, row))
     elif status == "active" and row is not None and row.reason == CONTRACT_END:
         w.session.delete(row)
@@ -127,7 +128,7 @@ def erase(w: Work, tenant: Tenant, reason: str = OPERATOR) -> Erased:
     requested_at = row.requested_at if row is not None else utcnow()
     reason = row.reason if row is not None else reason
     tenant_id, created_at = tenant.id, tenant.created_at
-    to = notices.recipients(w, tenant)  # read before they are erased
+    to = tenant_recipients(w, tenant)  # read before they are erased
     audit.record(w, tenant_id, Event.ERASURE_STARTED, reason, checkpoint=True)
     head = audit.seal_chain(w, tenant_id)
     counts: dict[str, int] = {}

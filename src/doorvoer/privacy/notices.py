@@ -9,14 +9,7 @@ from email.message import EmailMessage
 from doorvoer.config import Settings
 from doorvoer.mail import message
 from doorvoer.privacy.models import Erasure, Incident, IncidentUpdate, Subprocessor
-from doorvoer.support.notices import tenant_recipients
 from doorvoer.tenants.models import Tenant
-from doorvoer.unit import Work
-
-
-def recipients(w: Work, tenant: Tenant) -> list[str]:
-    """The tenant's admins and its contact (for contact: P9)."""
-    return tenant_recipients(w, tenant)
 
 
 def _when(moment: datetime) -> str:

@@ -38,18 +38,15 @@ def _processing(w: Work, tenant: Tenant) -> list[dict[str, Any]]:
     return out
 
 
-def _transfers_abroad(w: Work, tenant: Tenant) -> list[dict[str, Any]]:
-    return [{"sub_processor": s.name, "country": s.country, "safeguard": s.safeguard,
-             "purpose": s.purpose}
-            for s in subprocessors.used_for(w, tenant) if not s.in_eea]
-
-
 def _controller(w: Work, tenant: Tenant) -> dict[str, Any]:
+    used = subprocessors.used_for(w, tenant)
     return {"name": tenant.name, "id": tenant.id, "contact": address_for(tenant, "contact"),
             "processing": _processing(w, tenant),
             "sub_processors": [{"name": s.name, "purpose": s.purpose, "country": s.country}
-                               for s in subprocessors.used_for(w, tenant)],
-            "third_country_transfers": _transfers_abroad(w, tenant)}
+                               for s in used],
+            "third_country_transfers": [
+                {"sub_processor": s.name, "country": s.country, "safeguard": s.safeguard,
+                 "purpose": s.purpose} for s in used if not s.in_eea]}
 
 
 def _security(w: Work) -> list[str]:

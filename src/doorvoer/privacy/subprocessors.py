@@ -204,7 +204,8 @@ def not_for(w: Work, row: Subprocessor) -> int:
         return 0
     consented = w.session.scalar(select(func.count()).select_from(SubprocessorConsent).where(
         SubprocessorConsent.key == row.key, SubprocessorConsent.country == row.country)) or 0
-    return len(list_tenants(w)) - consented
+    tenants = w.session.scalar(select(func.count()).select_from(Tenant)) or 0
+    return tenants - consented
 
 
 def object_to(w: Work, tenant: Tenant, key: str, reason: str, by: str) -> SubprocessorObjection:

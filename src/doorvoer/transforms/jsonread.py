@@ -21,7 +21,7 @@ for it only the size limit applies.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 from typing import BinaryIO
 
@@ -31,7 +31,15 @@ from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.decoding import Utf8Reader
 from doorvoer.transforms.errors import TransformError
 from doorvoer.transforms.jsonarray import BATCH_RECORDS, array_records
-from doorvoer.transforms.pipes import DELIMITER, NULL, NULL_MARK, Feed, encode_rows, view_sql
+from doorvoer.transforms.pipes import (
+    DELIMITER,
+    NULL,
+    NULL_MARK,
+    FedInput,
+    Feed,
+    encode_rows,
+    view_sql,
+)
 from doorvoer.transforms.spec import ReadSpec
 
 MAX_JSON_BYTES = 256 * 1_048_576
@@ -62,12 +70,11 @@ _DUCKDB_TYPES = {
 }
 
 
-class JsonInput:
+class JsonInput(FedInput):
     """The records of a JSON or JSON Lines stream, read whole, for the view `input`."""
 
     def __init__(self, spec: ReadSpec, source: BinaryIO, deadline: Deadline) -> None:
         self._deadline = deadline
-        self.failure: BaseException | None = None
         text = Utf8Reader(
             source,
             spec.encoding,
@@ -76,24 +83,32 @@ class JsonInput:
             cr_is_break=False,
             max_total_bytes=MAX_JSON_BYTES,
         )
+
+        def records() -> Iterator[list[dict[str, object]]]:
+            if spec.format == "jsonl":
+                return _jsonl_records(text)
+            if spec.records is not None:
+                return _path_records(text, spec.records)
+            return array_records(text)
+
+        self._take(records, lambda: text.failure)
+
+    def _take(self, records: Callable[[], Iterator[list[dict[str, object]]]],
+              source_failure: Callable[[], BaseException | None]) -> None:
+        """Read every record batch (`records()` makes them) into the columns; raise the
+        first failure: the data's, or the source's own (`source_failure()`)."""
+        self.failure: BaseException | None = None
         self._columns = _Columns()
         try:
-            if spec.format == "jsonl":
-                records = _jsonl_records(text)
-            elif spec.records is not None:
-                records = _path_records(text, spec.records)
-            else:
-                records = array_records(text)
-            self._collect(records)
+            self._collect(records())
         except TransformError as exc:
             self.failure = exc
-        if self.failure is None and text.failure is not None:
-            self.failure = text.failure
+        if self.failure is None:
+            self.failure = source_failure()
         if self.failure is not None:
             raise self.failure
         self.columns: list[str] = list(self._columns.kinds)
         self.rows_read = self._columns.rows
-        self._feed: Feed | None = None
 
     @property
     def empty(self) -> bool:
@@ -114,22 +129,7 @@ class JsonInput:
         self._feed.start(con, view_sql(self._feed.pipe.path, self.columns, types,
                                        self._columns.longest_row + RECORD_SLACK_BYTES))
 
-    def drain(self) -> None:
-        """Nothing is left unread: the records were all read up front."""
-        if self._feed is not None:
-            self._feed.wait()
-            if self._feed.failure is not None:
-                raise self._feed.failure
-
-    def abandon(self) -> None:
-        if self._feed is not None:
-            self._feed.abandon()
-
-    def close(self) -> None:
-        """Let go of the records: the transform is over."""
-        if self._feed is not None:
-            self._feed.close()
-            self._feed = None
+    def _release(self) -> None:
         self._columns = _Columns()
 
     def _collect(self, records: Iterator[list[dict[str, object]]]) -> None:
@@ -138,7 +138,7 @@ class JsonInput:
             self._columns.add(batch)
 
 
-class _Columns:  # RecordColumns to the XML reader
+class _Columns:
     """Record batches as the text DuckDB reads, and each column's type, unified at the end.
 
     A batch is stored with as many columns as were known then; a key that comes
@@ -310,6 +310,3 @@ def _parse_whole(data: bytes) -> object:
             "json", f"line {line}, column {column}: invalid JSON", line=line, column=column
         )
     raise TransformError("json", "invalid JSON")
-
-
-RecordColumns = _Columns  # records as dicts, to the text DuckDB reads (the XML reader too)

@@ -269,3 +269,31 @@ def unique_names(header: list[str]) -> list[str]:
             names[index] = f"{name}_{suffix}"
             taken.add(f"{name}_{suffix}")
     return [name for name in names if name is not None]
+
+
+class FedInput:
+    """What the inputs read whole before the query share (JSON, XML, spreadsheets): the
+    pipe that feeds the view `input`, waited for at the end, let go when it is over."""
+
+    _feed: Feed | None = None
+
+    def drain(self) -> None:
+        """Nothing is left unread: the records were all read up front."""
+        if self._feed is not None:
+            self._feed.wait()
+            if self._feed.failure is not None:
+                raise self._feed.failure
+
+    def abandon(self) -> None:
+        if self._feed is not None:
+            self._feed.abandon()
+
+    def close(self) -> None:
+        """Let go of the pipe and the records: the transform is over."""
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+        self._release()
+
+    def _release(self) -> None:
+        """Drop what the input holds (each input its own)."""

@@ -33,7 +33,7 @@ import duckdb
 
 from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.errors import TransformError
-from doorvoer.transforms.pipes import NULL, Feed, encode_rows, unique_names, view_sql
+from doorvoer.transforms.pipes import NULL, FedInput, Feed, encode_rows, unique_names, view_sql
 from doorvoer.transforms.spec import ReadSpec
 
 MAX_XLSX_BYTES = 256 * 1_048_576
@@ -112,7 +112,7 @@ def _text(value: object, kind: Kind) -> str:
     return str(value)
 
 
-class XlsxInput:
+class XlsxInput(FedInput):
     """The rows of one sheet, read whole, for the view `input` of one transform."""
 
     def __init__(self, spec: ReadSpec, source: BinaryIO, deadline: Deadline) -> None:
@@ -122,7 +122,6 @@ class XlsxInput:
         self.rows_read = 0
         self._kinds: list[Kind] = []
         self._rows: list[list[object]] = []
-        self._feed: Feed | None = None
         self._size = 0
         self._longest = 0
         data = _read_all(source)
@@ -199,20 +198,7 @@ class XlsxInput:
                                        [_DUCKDB[k] for k in self._kinds],
                                        4 * longest + ROW_SLACK_BYTES))
 
-    def drain(self) -> None:
-        if self._feed is not None:
-            self._feed.wait()
-            if self._feed.failure is not None:
-                raise self._feed.failure
-
-    def abandon(self) -> None:
-        if self._feed is not None:
-            self._feed.abandon()
-
-    def close(self) -> None:
-        if self._feed is not None:
-            self._feed.close()
-            self._feed = None
+    def _release(self) -> None:
         self._rows = []
 
 
@@ -236,7 +222,8 @@ def _check_unpacked(data: bytes) -> None:
     if not data.startswith(b"PK"):
         return  # .xls and .xlsb parts are not checked here; calamine reads them as they are
     try:
-        parts = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        book = zipfile.ZipFile(io.BytesIO(data))
+        parts = book.infolist()
     except (zipfile.BadZipFile, OSError, ValueError):
         raise TransformError("xlsx", "the file is not a workbook that can be read (xlsx, "
                              "xlsm, xlsb, xls or ods)") from None
@@ -247,7 +234,6 @@ def _check_unpacked(data: bytes) -> None:
         raise TransformError("limit", f"the workbook unpacks to {total / 1_048_576:,.0f} MiB "
                              f"or a part grows more than {MAX_RATIO} times (a zip bomb?); the "
                              f"limit is {MAX_UNZIPPED_BYTES // 1_048_576} MiB")
-    book = zipfile.ZipFile(io.BytesIO(data))
     for part in parts:
         if part.filename.startswith("xl/worksheets/") and part.filename.endswith(".xml"):
             rows, columns = _extent(book, part.filename)

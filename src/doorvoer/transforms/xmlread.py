@@ -22,17 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-import duckdb
-
 from doorvoer.transforms.clock import Deadline
 from doorvoer.transforms.errors import TransformError
-from doorvoer.transforms.jsonread import RECORD_SLACK_BYTES, RecordColumns
-from doorvoer.transforms.pipes import Feed, view_sql
+from doorvoer.transforms.jsonread import JsonInput
 from doorvoer.transforms.spec import ReadSpec
 
 MAX_XML_TEXT = 256 * 1_048_576
 MAX_DEPTH = 256
-LARGE_BYTES = 1 << 20
 BATCH = 1024
 
 
@@ -85,29 +81,17 @@ def _local(tag: object) -> str:
     return text.rpartition("}")[2] if text.startswith("{") else text
 
 
-class XmlInput:
-    """The records of an XML stream, read once, for the view `input`."""
+class XmlInput(JsonInput):
+    """The records of an XML stream, read once, for the view `input`: the JSON reader's
+    columns and pipe, with records from `iterparse` (every value text)."""
 
     def __init__(self, spec: ReadSpec, source: BinaryIO, deadline: Deadline) -> None:
         self._deadline = deadline
-        self.failure: BaseException | None = None
-        self._columns = RecordColumns()
-        self._feed: Feed | None = None
         namespaces = dict(spec.namespaces or {})
         self._path = _clark(spec.record or "", namespaces, "record")
         self._namespaces = namespaces
         self._fields = dict(spec.fields or {})
-        self._collect(self._records(source))
-        self.columns: list[str] = list(self._columns.kinds)
-        self.rows_read = self._columns.rows
-
-    @property
-    def empty(self) -> bool:
-        return not self.columns
-
-    @property
-    def large(self) -> bool:
-        return self._columns.size > LARGE_BYTES
+        self._take(lambda: self._records(source), lambda: None)
 
     def _collect(self, records: Iterator[list[dict[str, object]]]) -> None:
         for batch in records:
@@ -193,27 +177,3 @@ class XmlInput:
             return node.get(key)
         node = e.find(path, self._namespaces)
         return None if node is None else "".join(node.itertext())
-
-    def attach(self, con: duckdb.DuckDBPyConnection, directory: str) -> None:
-        if self.empty:
-            return
-        self._feed = Feed(directory, self._columns.text())
-        self._feed.start(con, view_sql(self._feed.pipe.path, self.columns,
-                                       ["VARCHAR"] * len(self.columns),
-                                       self._columns.longest_row + RECORD_SLACK_BYTES))
-
-    def drain(self) -> None:
-        if self._feed is not None:
-            self._feed.wait()
-            if self._feed.failure is not None:
-                raise self._feed.failure
-
-    def abandon(self) -> None:
-        if self._feed is not None:
-            self._feed.abandon()
-
-    def close(self) -> None:
-        if self._feed is not None:
-            self._feed.close()
-            self._feed = None
-        self._columns = RecordColumns()
